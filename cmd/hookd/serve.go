@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hookd/hookd/internal/api"
+	"github.com/hookd/hookd/internal/apikey"
+	"github.com/hookd/hookd/internal/store"
+	"github.com/hookd/hookd/internal/store/sqlite"
+)
+
+// Defaults of hookd serve.
+const (
+	defaultAddr            = "127.0.0.1:8080"
+	defaultShutdownTimeout = 30 * time.Second
+)
+
+type serveOptions struct {
+	addr            string
+	dataDir         string
+	rateLimit       float64
+	rateBurst       int
+	logFormat       string
+	logLevel        string
+	shutdownTimeout time.Duration
+}
+
+func newServeCommand() *cobra.Command {
+	opts := serveOptions{}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Run the hookd API server",
+		Long: `Run the hookd API server on the embedded SQLite store in the data folder.
+
+On its first start with an empty store, serve creates the client "default" with one API
+key and prints the key once on standard output. Logs go to standard error.
+SIGINT or SIGTERM stops accepting connections, lets requests in flight finish and exits.`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runServe(cmd.Context(), cmd.OutOrStdout(), cmd.ErrOrStderr(), opts)
+		},
+	}
+
+	f := cmd.Flags()
+	f.StringVar(&opts.addr, "addr", envDefault("HOOKD_ADDR", defaultAddr), "address to listen on, host:port (env HOOKD_ADDR)")
+	addDataFlag(cmd, &opts.dataDir)
+	f.Float64Var(&opts.rateLimit, "rate-limit", envFloat("HOOKD_RATE_LIMIT", api.DefaultRateLimit),
+		"requests per second allowed to each client; 0 disables rate limiting (env HOOKD_RATE_LIMIT)")
+	f.IntVar(&opts.rateBurst, "rate-burst", 0,
+		fmt.Sprintf("requests a client may make at once; 0 means twice --rate-limit (%d with the default rate)", api.DefaultRateBurst))
+	f.StringVar(&opts.logFormat, "log-format", envDefault("HOOKD_LOG_FORMAT", "text"), "log format: text or json (env HOOKD_LOG_FORMAT)")
+	f.StringVar(&opts.logLevel, "log-level", envDefault("HOOKD_LOG_LEVEL", "info"), "minimum log level: debug, info, warn or error (env HOOKD_LOG_LEVEL)")
+	f.DurationVar(&opts.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout,
+		"how long a shutdown waits for requests in flight before it closes their connections")
+	return cmd
+}
+
+func runServe(ctx context.Context, stdout, stderr io.Writer, opts serveOptions) error {
+	logger, err := newLogger(stderr, opts.logFormat, opts.logLevel)
+	if err != nil {
+		return err
+	}
+	if opts.rateLimit < 0 {
+		return fmt.Errorf("invalid --rate-limit %v: use a positive number of requests per second, or 0 to disable rate limiting", opts.rateLimit)
+	}
+	if opts.rateBurst < 0 {
+		return fmt.Errorf("invalid --rate-burst %d: use a positive number of requests, or 0 for the default", opts.rateBurst)
+	}
+
+	st, err := sqlite.Open(ctx, opts.dataDir, sqlite.Options{})
+	if err != nil {
+		return fmt.Errorf("open store in %s: %w", opts.dataDir, err)
+	}
+	defer st.Close()
+
+	ln, err := net.Listen("tcp", opts.addr)
+	if err != nil {
+		return fmt.Errorf("listen on %s: %w", opts.addr, err)
+	}
+	baseURL := "http://" + ln.Addr().String()
+
+	if err := printFirstKey(ctx, stdout, st, baseURL); err != nil {
+		ln.Close()
+		return err
+	}
+
+	cfg := api.Config{Store: st, Logger: logger, RateLimit: opts.rateLimit, RateBurst: opts.rateBurst}
+	switch {
+	case opts.rateLimit == 0:
+		cfg.RateLimit = -1
+	case opts.rateBurst == 0:
+		cfg.RateBurst = max(1, int(2*opts.rateLimit))
+	}
+	srv := api.New(cfg)
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ln) }()
+	logger.Info("hookd started", "version", version, "url", baseURL, "database", st.Path())
+
+	select {
+	case err := <-served:
+		return fmt.Errorf("serve on %s: %w", opts.addr, err)
+	case <-ctx.Done():
+	}
+
+	logger.Info("hookd shutting down", "in_flight", srv.InFlight(), "timeout", opts.shutdownTimeout.String())
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(shutdownCtx); err != nil {
+		return fmt.Errorf("shut down: %w", err)
+	}
+	if err := <-served; err != nil {
+		return err
+	}
+	logger.Info("hookd stopped")
+	return nil
+}
+
+// printFirstKey creates the default client and its key when the store is empty, and prints
+// the key with the header that uses it. The key is shown only here: the store keeps its hash.
+func printFirstKey(ctx context.Context, w io.Writer, st store.Store, baseURL string) error {
+	key, err := apikey.New()
+	if err != nil {
+		return err
+	}
+	created, err := st.InitDefaultClient(ctx, store.APIKey{ID: key.ID, Hash: apikey.Hash(key.Raw)})
+	if err != nil {
+		return fmt.Errorf("create the default client: %w", err)
+	}
+	if !created {
+		return nil
+	}
+
+	header := apikey.Header(key.Raw)
+	fmt.Fprintf(w, `hookd created the client %q and an API key for it. The key is shown only this once.
+
+  Base URL:             %s
+  API key:              %s
+  Authorization header: %s
+
+Try it:
+  curl -H 'Authorization: %s' %s/webhooks
+
+`, store.DefaultClientName, baseURL, key.Raw, header, header, baseURL)
+	return nil
+}
+
+func newLogger(w io.Writer, format, level string) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("invalid --log-level %q: use debug, info, warn or error", level)
+	}
+	hopts := &slog.HandlerOptions{Level: lvl}
+	switch format {
+	case "text":
+		return slog.New(slog.NewTextHandler(w, hopts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, hopts)), nil
+	default:
+		return nil, fmt.Errorf("invalid --log-format %q: use text or json", format)
+	}
+}
+
+// envFloat returns the environment variable as a number, or fallback when it is unset,
+// empty or not a number.
+func envFloat(name string, fallback float64) float64 {
+	v, err := strconv.ParseFloat(os.Getenv(name), 64)
+	if err != nil {
+		return fallback
+	}
+	return v
+}
+

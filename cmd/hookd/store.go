@@ -1,0 +1,29 @@
+package main
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/spf13/cobra"
+
+	"github.com/hookd/hookd/internal/store/sqlite"
+)
+
+// defaultDataDir is the folder of the embedded database when neither --data nor HOOKD_DATA
+// is set.
+const defaultDataDir = "./hookd-data"
+
+func addDataFlag(cmd *cobra.Command, dir *string) {
+	cmd.Flags().StringVar(dir, "data", envDefault("HOOKD_DATA", defaultDataDir),
+		"folder of the embedded SQLite database (env HOOKD_DATA)")
+}
+
+// openStore opens the store of an operator command. It works while a server runs on the
+// same folder: SQLite's locks serialize the two processes' writes.
+func openStore(ctx context.Context, dir string) (*sqlite.Store, error) {
+	st, err := sqlite.Open(ctx, dir, sqlite.Options{MaxReaders: 1})
+	if err != nil {
+		return nil, fmt.Errorf("open store in %s: %w", dir, err)
+	}
+	return st, nil
+}
