@@ -7,7 +7,9 @@ import (
 	"log/slog"
 	"net"
 	"os"
+	"os/signal"
 	"strconv"
+	"syscall"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -112,6 +114,8 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, opts serveOptions) 
 	case <-ctx.Done():
 	}
 
+	// A second SIGINT or SIGTERM ends the process at once, without waiting for requests.
+	signal.Reset(os.Interrupt, syscall.SIGTERM)
 	logger.Info("hookd shutting down", "in_flight", srv.InFlight(), "timeout", opts.shutdownTimeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout)
 	defer cancel()
@@ -179,4 +183,3 @@ func envFloat(name string, fallback float64) float64 {
 	}
 	return v
 }
-
