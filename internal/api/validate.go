@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/url"
+	"reflect"
 	"strings"
 	"unicode"
 	"unicode/utf8"
@@ -39,6 +40,9 @@ type consumerInput struct {
 	Disabled    bool
 }
 
+// jsonWhitespace is the white space that JSON allows between tokens.
+const jsonWhitespace = " \t\r\n"
+
 // readBody reads a request body of at most MaxBodyBytes.
 func readBody(body io.Reader) ([]byte, *apiError) {
 	b, err := io.ReadAll(io.LimitReader(body, MaxBodyBytes+1))
@@ -54,7 +58,7 @@ func readBody(body io.Reader) ([]byte, *apiError) {
 // decodeJSONBody decodes body, which must be one JSON object, into v. Unknown fields are
 // ignored. It returns a 400 *apiError naming the problem.
 func decodeJSONBody(body []byte, v any) *apiError {
-	if len(bytes.TrimSpace(body)) == 0 {
+	if len(bytes.Trim(body, jsonWhitespace)) == 0 {
 		return invalid(item("body", "required",
 			`The request body is missing. Send a JSON object such as {"url": "https://example.com/webhook", "eventTypes": ["company.created"]}.`))
 	}
@@ -83,7 +87,7 @@ func decodeJSONBody(body []byte, v any) *apiError {
 			return invalid(item("body", "type", fmt.Sprintf("The request body must be a JSON object, not a JSON %s.", typeErr.Value)))
 		}
 		return invalid(item(typeErr.Field, "type",
-			fmt.Sprintf("%s must be %s, not a JSON %s.", typeErr.Field, describeType(typeErr.Field), typeErr.Value)))
+			fmt.Sprintf("%s must be %s, not a JSON %s.", typeErr.Field, describeType(typeErr.Type), typeErr.Value)))
 	default:
 		return invalid(item("body", "json", fmt.Sprintf("The request body is not valid JSON: %v.", err)))
 	}
@@ -93,20 +97,19 @@ func bodyTooLarge() *apiError {
 	return invalid(item("body", "maxLength", fmt.Sprintf("The request body is larger than %d KiB. Send a smaller body.", MaxBodyBytes>>10)))
 }
 
-// describeType names the JSON type a prototype field expects, for type errors.
-func describeType(field string) string {
-	switch field {
-	case "url":
-		return "a string"
-	case "eventTypes", "companyTags":
+// describeType names the JSON type of a Go type, for type errors. The error of an array
+// element names the array field with the element's type, as encoding/json reports it.
+func describeType(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.String:
+		return "a string (or contain only strings)"
+	case reflect.Slice:
 		return "an array of strings"
-	case "disabled":
+	case reflect.Bool:
 		return "a boolean or null"
+	default:
+		return "of another JSON type"
 	}
-	if strings.HasPrefix(field, "eventTypes") || strings.HasPrefix(field, "companyTags") {
-		return "a string"
-	}
-	return "of another type"
 }
 
 func item(field, validator, message string) validationItem {
@@ -227,8 +230,8 @@ func validateCompanyTags(tags []string) ([]string, []validationItem) {
 	)
 	for i, tag := range tags {
 		field := fmt.Sprintf("companyTags[%d]", i)
-		if msg := validateCompanyTag(tag); msg != "" {
-			errs = append(errs, item(field, "pattern", field+" "+msg))
+		if validator, msg := validateCompanyTag(tag); msg != "" {
+			errs = append(errs, item(field, validator, field+" "+msg))
 			continue
 		}
 		if !seen[tag] {
@@ -239,20 +242,21 @@ func validateCompanyTags(tags []string) ([]string, []validationItem) {
 	return unique, errs
 }
 
-// validateCompanyTag returns what is wrong with one tag, or "" when it has the form
-// key:value with a non-empty key and value, at most MaxCompanyTagLen characters.
-func validateCompanyTag(tag string) string {
+// validateCompanyTag returns the rule one tag breaks and what is wrong with it, or "" when
+// it has the form key:value with a non-blank key and value, at most MaxCompanyTagLen
+// characters and no control characters.
+func validateCompanyTag(tag string) (validator, message string) {
 	if n := utf8.RuneCountInString(tag); n > MaxCompanyTagLen {
-		return fmt.Sprintf("is %d characters long; the maximum is %d.", n, MaxCompanyTagLen)
+		return "maxLength", fmt.Sprintf("is %d characters long; the maximum is %d.", n, MaxCompanyTagLen)
 	}
 	key, value, ok := strings.Cut(tag, ":")
 	if !ok || strings.TrimSpace(key) == "" || strings.TrimSpace(value) == "" {
-		return fmt.Sprintf("%q must have the form key:value, such as region:uk.", tag)
+		return "pattern", fmt.Sprintf("%q must have the form key:value, such as region:uk.", tag)
 	}
 	if hasControl(tag) {
-		return "contains a control character. Remove it."
+		return "pattern", "contains a control character. Remove it."
 	}
-	return ""
+	return "", ""
 }
 
 func hasControl(s string) bool {
