@@ -115,8 +115,13 @@ func dsn(path string, busy time.Duration, readOnly bool) string {
 		q.Set("_journal_mode", "WAL")
 		q.Set("_txlock", "immediate")
 	}
-	return "file:" + path + "?" + q.Encode()
+	return "file:" + uriPathEscaper.Replace(path) + "?" + q.Encode()
 }
+
+// uriPathEscaper percent-encodes the characters that SQLite's URI parser reads as an escape
+// (%), the start of the query (?) or the start of a fragment (#). Without it, the folder
+// "data#2" would open a database file named "data" instead of data#2/hookd.db.
+var uriPathEscaper = strings.NewReplacer("%", "%25", "?", "%3f", "#", "%23")
 
 // Path returns the path of the database file.
 func (s *Store) Path() string { return s.path }
