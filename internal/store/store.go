@@ -7,6 +7,8 @@ import (
 	"context"
 	"errors"
 	"time"
+
+	"github.com/hookd/hookd/signature"
 )
 
 // MaxConsumersPerClient is the number of webhook consumers one client may have at a time.
@@ -78,8 +80,24 @@ type Consumer struct {
 	// the form key:value.
 	CompanyTags []string
 
-	Disabled  bool
+	Disabled bool
+
+	// DisabledReason says why hookd disabled the consumer by itself (410 Gone, or failing
+	// for too long); empty when it is enabled or a client disabled it.
+	DisabledReason string
+
+	// Secret signs the messages sent to the consumer. During a rotation, PreviousSecret
+	// signs them too, until PreviousSecretExpiresAt.
+	Secret                  signature.Secret
+	PreviousSecret          signature.Secret
+	PreviousSecretExpiresAt *time.Time
+
+	// FailingSince is the time of the first failed attempt since the last success; nil
+	// when the last attempt succeeded or none was made.
+	FailingSince *time.Time
+
 	CreatedAt time.Time
+	UpdatedAt time.Time
 }
 
 // Store is the storage boundary of hookd. Implementations must be safe for concurrent use
@@ -130,7 +148,20 @@ type Store interface {
 	// ListConsumers returns the client's consumers in creation order.
 	ListConsumers(ctx context.Context, clientID string) ([]Consumer, error)
 
-	// DeleteConsumer deletes the client's consumer, or returns ErrNotFound when no
-	// consumer with that ID belongs to the client.
+	// DeleteConsumer deletes the client's consumer with its pending deliveries, or
+	// returns ErrNotFound when no consumer with that ID belongs to the client.
 	DeleteConsumer(ctx context.Context, clientID, consumerID string) error
+
+	// GetConsumer returns the client's consumer, or ErrNotFound.
+	GetConsumer(ctx context.Context, clientID, consumerID string) (Consumer, error)
+
+	// UpdateConsumer applies u to the client's consumer and returns the result, or
+	// ErrNotFound. Enabling a consumer clears DisabledReason and FailingSince.
+	UpdateConsumer(ctx context.Context, clientID, consumerID string, u ConsumerUpdate) (Consumer, error)
+
+	// RotateSecret makes secret the consumer's signing secret and keeps the current one as
+	// PreviousSecret until now+overlap, or returns ErrNotFound.
+	RotateSecret(ctx context.Context, clientID, consumerID string, secret signature.Secret, now time.Time, overlap time.Duration) (Consumer, error)
+
+	MessageStore
 }

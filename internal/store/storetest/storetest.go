@@ -63,6 +63,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"ConsumerLimitSequential", testConsumerLimitSequential},
 		{"ConsumerLimitConcurrent", testConsumerLimitConcurrent},
 	}
+	tests = append(tests, messageTests...)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
@@ -76,10 +77,14 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		})
 	}
 
-	// This subtest closes the store itself, so it registers no Close of its own.
+	// These subtests close the store themselves, so they register no Close of their own.
 	t.Run("ClosedStoreUnavailable", func(t *testing.T) {
 		t.Parallel()
 		testClosedStoreUnavailable(t, open(t))
+	})
+	t.Run("ClosedMessageStoreUnavailable", func(t *testing.T) {
+		t.Parallel()
+		testClosedMessageStoreUnavailable(t, open(t))
 	})
 }
 
