@@ -147,9 +147,14 @@ func (e *BlockedError) Error() string {
 		blocked = e.Embedded
 		cause = fmt.Sprintf("it embeds the IPv4 address %s (%s) and %s", e.Embedded, e.Translation, cause)
 	}
+	single := netip.PrefixFrom(blocked.WithZone(""), blocked.BitLen())
+	if e.Range == single {
+		return fmt.Sprintf("destination %s is blocked because %s. To allow it, start hookd with --%s %s",
+			e.Addr, cause, FlagName, e.Range)
+	}
 	return fmt.Sprintf("destination %s is blocked because %s. "+
 		"To allow it, start hookd with --%s %s or a narrower prefix such as %s",
-		e.Addr, cause, FlagName, e.Range, netip.PrefixFrom(blocked.WithZone(""), blocked.BitLen()))
+		e.Addr, cause, FlagName, e.Range, single)
 }
 
 func (e *BlockedError) Unwrap() error { return ErrBlocked }

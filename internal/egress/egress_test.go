@@ -232,7 +232,7 @@ func TestBlockedErrorMessage(t *testing.T) {
 			addr: "64:ff9b::a9fe:a9fe",
 			want: "destination 64:ff9b::a9fe:a9fe is blocked because it embeds the IPv4 address 169.254.169.254 " +
 				"(NAT64, RFC 6052) and 169.254.169.254/32 is the cloud instance metadata service (link-local). " +
-				"To allow it, start hookd with --allow-destination 169.254.169.254/32 or a narrower prefix such as 169.254.169.254/32",
+				"To allow it, start hookd with --allow-destination 169.254.169.254/32",
 		},
 	}
 

@@ -1,0 +1,261 @@
+// Package delivery is hookd's delivery engine: it accepts published messages in group
+// commits, claims due deliveries from the store, sends each one as a signed HTTP POST and
+// records the outcome, retrying on a schedule until the consumer accepts the message or
+// the schedule runs out.
+//
+// Delivery is at least once. A claimed delivery is leased; if the process dies before the
+// attempt is recorded, the lease expires and the delivery is claimed again.
+package delivery
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"sync"
+	"time"
+
+	"github.com/hookd/hookd/internal/store"
+)
+
+// Defaults of Config.
+const (
+	DefaultTimeout       = 15 * time.Second
+	DefaultWorkers       = 64
+	DefaultPerConsumer   = 8
+	DefaultDisableAfter  = 5 * 24 * time.Hour
+	DefaultPollInterval  = time.Second
+	DefaultSecretOverlap = 24 * time.Hour
+
+	// MaxResponseBytes is how much of a consumer's response body is read and kept.
+	MaxResponseBytes = 64 << 10
+
+	// maxCommitItems bounds one group commit.
+	maxCommitItems = 1000
+)
+
+// Config configures an Engine. Only Store is required.
+type Config struct {
+	Store store.MessageStore
+
+	// Logger receives attempt outcomes at debug level, retries at info level, and
+	// consumers given up on or disabled at warn level. Nil discards logs.
+	Logger *slog.Logger
+
+	// Transport sends the attempts. Nil means a transport made for many destinations
+	// (see NewTransport) without an egress guard.
+	Transport http.RoundTripper
+
+	// Timeout bounds one attempt, from connecting to reading the response. Zero means
+	// DefaultTimeout.
+	Timeout time.Duration
+
+	// Schedule is the delay before each retry. Nil means DefaultSchedule.
+	Schedule Schedule
+
+	// Workers is the number of attempts in flight at once, across all consumers. Zero
+	// means DefaultWorkers.
+	Workers int
+
+	// PerConsumer is the number of attempts in flight at once to one consumer, so that a
+	// slow consumer holds at most this many workers. Zero means DefaultPerConsumer.
+	PerConsumer int
+
+	// DisableAfter disables a consumer whose attempts have all failed for this long. Zero
+	// means DefaultDisableAfter; a negative value never disables.
+	DisableAfter time.Duration
+
+	// PollInterval is the longest the engine waits before it looks for due deliveries
+	// again, when nothing wakes it earlier. Zero means DefaultPollInterval.
+	PollInterval time.Duration
+
+	// UserAgent is sent with every attempt.
+	UserAgent string
+
+	// Retention is how long messages and attempt logs are kept. Zero means
+	// DefaultRetention; a negative value keeps them forever.
+	Retention time.Duration
+
+	// RetentionInterval is how often expired data is deleted. Zero means once an hour.
+	RetentionInterval time.Duration
+}
+
+// Engine delivers messages. Start it once and Stop it once.
+type Engine struct {
+	cfg    Config
+	store  store.MessageStore
+	logger *slog.Logger
+	client *http.Client
+
+	publish *committer[store.NewMessage, store.PublishResult]
+	record  *committer[store.AttemptResult, struct{}]
+
+	wake     chan struct{}
+	finished chan string
+	jobs     chan store.Job
+
+	// sendCtx is the parent of every attempt's context; Stop cancels it when in-flight
+	// attempts outlast the shutdown deadline.
+	sendCtx    context.Context
+	cancelSend context.CancelFunc
+	stopClaims context.CancelFunc
+	dispatched sync.WaitGroup
+	workers    sync.WaitGroup
+}
+
+// New returns an Engine for cfg with the defaults filled in.
+func New(cfg Config) *Engine {
+	if cfg.Logger == nil {
+		cfg.Logger = slog.New(slog.DiscardHandler)
+	}
+	if cfg.Transport == nil {
+		cfg.Transport = NewTransport(nil)
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.Schedule == nil {
+		cfg.Schedule = DefaultSchedule
+	}
+	if cfg.Workers <= 0 {
+		cfg.Workers = DefaultWorkers
+	}
+	if cfg.PerConsumer <= 0 {
+		cfg.PerConsumer = DefaultPerConsumer
+	}
+	if cfg.DisableAfter == 0 {
+		cfg.DisableAfter = DefaultDisableAfter
+	}
+	if cfg.PollInterval <= 0 {
+		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.Retention == 0 {
+		cfg.Retention = DefaultRetention
+	}
+	if cfg.RetentionInterval <= 0 {
+		cfg.RetentionInterval = defaultRetentionPeriod
+	}
+
+	e := &Engine{
+		cfg:      cfg,
+		store:    cfg.Store,
+		logger:   cfg.Logger,
+		wake:     make(chan struct{}, 1),
+		finished: make(chan string, cfg.Workers),
+		jobs:     make(chan store.Job, cfg.Workers),
+		client: &http.Client{
+			Transport: cfg.Transport,
+			// A redirect is a failed attempt: following it would send the signed message
+			// to a URL the consumer's owner did not register.
+			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
+		},
+	}
+	e.publish = newCommitter(maxCommitItems, e.commitPublish)
+	e.record = newCommitter(maxCommitItems, e.commitAttempts)
+	return e
+}
+
+// Start starts the committers, the dispatcher and the workers. ctx bounds the store calls
+// of the background goroutines; Stop is the normal way to end them.
+func (e *Engine) Start(ctx context.Context) {
+	e.publish.start(ctx)
+	e.record.start(ctx)
+
+	e.sendCtx, e.cancelSend = context.WithCancel(context.WithoutCancel(ctx))
+	for range e.cfg.Workers {
+		e.workers.Add(1)
+		go func() {
+			defer e.workers.Done()
+			e.work()
+		}()
+	}
+
+	claimCtx, stopClaims := context.WithCancel(ctx)
+	e.stopClaims = stopClaims
+	e.dispatched.Add(1)
+	go func() {
+		defer e.dispatched.Done()
+		e.dispatch(claimCtx)
+	}()
+
+	if e.cfg.Retention > 0 {
+		e.dispatched.Add(1)
+		go func() {
+			defer e.dispatched.Done()
+			e.clean(claimCtx)
+		}()
+	}
+}
+
+// Stop stops claiming and cleaning, waits for the attempts in flight to finish and be recorded, and
+// stops the committers. When ctx ends first, it cancels the attempts in flight; their
+// deliveries are released without counting as attempts and go out after the next start.
+func (e *Engine) Stop(ctx context.Context) error {
+	e.stopClaims()
+	e.dispatched.Wait()
+	close(e.jobs)
+
+	done := make(chan struct{})
+	go func() {
+		e.workers.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("stop delivery: attempts still in flight: %w", ctx.Err())
+		e.cancelSend()
+		<-done
+	}
+	e.cancelSend()
+
+	e.publish.stop()
+	e.record.stop()
+	return err
+}
+
+// Wake makes the dispatcher look for due deliveries now, for example after a consumer was
+// enabled or a message resent.
+func (e *Engine) Wake() {
+	select {
+	case e.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Publish stores messages durably with their fan-out and returns once they are committed.
+// Concurrent calls share transactions.
+func (e *Engine) Publish(ctx context.Context, msgs []store.NewMessage) ([]store.PublishResult, error) {
+	results, err := e.publish.submit(ctx, msgs)
+	if err != nil {
+		return nil, err
+	}
+	return results, nil
+}
+
+func (e *Engine) commitPublish(ctx context.Context, msgs []store.NewMessage) ([]store.PublishResult, error) {
+	results, err := e.store.PublishMessages(context.WithoutCancel(ctx), msgs)
+	if err != nil {
+		return nil, err
+	}
+	for _, r := range results {
+		if r.Consumers > 0 && !r.Duplicate {
+			e.Wake()
+			break
+		}
+	}
+	return results, nil
+}
+
+func (e *Engine) commitAttempts(ctx context.Context, results []store.AttemptResult) ([]struct{}, error) {
+	if err := e.store.RecordAttempts(context.WithoutCancel(ctx), results); err != nil {
+		return nil, err
+	}
+	e.Wake()
+	return make([]struct{}, len(results)), nil
+}
+
+// errStopping marks attempts cut short by Stop.
+var errStopping = errors.New("hookd is stopping")

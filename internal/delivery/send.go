@@ -1,0 +1,194 @@
+package delivery
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"time"
+	"unicode/utf8"
+
+	"github.com/hookd/hookd/internal/store"
+	"github.com/hookd/hookd/signature"
+)
+
+// recordRetryDelay is how long a worker waits before it tries again to record a result
+// that the store did not take, for example while it is unavailable.
+const recordRetryDelay = time.Second
+
+// NewTransport returns an HTTP transport for delivering to many destinations. It keeps
+// enough idle connections per host for the per-consumer concurrency and ignores the proxy
+// settings of the environment, which would bypass dial's checks. dial, when not nil,
+// opens the connections, for example an egress guard's DialContext.
+func NewTransport(dial func(ctx context.Context, network, addr string) (net.Conn, error)) *http.Transport {
+	if dial == nil {
+		dial = (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext
+	}
+	return &http.Transport{
+		Proxy:                 nil,
+		DialContext:           dial,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          1024,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		ResponseHeaderTimeout: 0, // bounded by the attempt's context
+	}
+}
+
+// work runs attempts for the jobs the dispatcher hands out, until the jobs channel closes.
+func (e *Engine) work() {
+	for job := range e.jobs {
+		result := e.attempt(job)
+		e.save(result)
+		e.finished <- job.Consumer.ID
+	}
+}
+
+// save records result, retrying while the store fails: an attempt that was made must be
+// logged, and its delivery must not stay leased. Once the engine is stopping it tries only
+// once more; if that fails, the lease expiring makes the delivery go out again.
+func (e *Engine) save(result store.AttemptResult) {
+	log := e.logger.With("message_id", result.Job.Message.ID, "consumer_id", result.Job.Consumer.ID)
+	for {
+		// The record committer runs until every worker has returned, so this cannot block
+		// forever. It does not use sendCtx, because Stop cancels that to cut attempts short.
+		_, err := e.record.submit(context.Background(), []store.AttemptResult{result})
+		if err == nil {
+			return
+		}
+		if e.sendCtx.Err() != nil {
+			log.Warn("attempt result not recorded while stopping; the delivery goes out again when its lease expires", "error", err)
+			return
+		}
+		log.Warn("record attempt failed", "error", err, "retry_in", recordRetryDelay.String())
+		select {
+		case <-time.After(recordRetryDelay):
+		case <-e.sendCtx.Done():
+		}
+	}
+}
+
+// attempt sends one job and decides what follows: success, a retry, or giving up.
+func (e *Engine) attempt(job store.Job) store.AttemptResult {
+	start := time.Now()
+	attemptNumber := job.FailedAttempts + 1
+	log := e.logger.With("message_id", job.Message.ID, "consumer_id", job.Consumer.ID, "attempt", attemptNumber)
+
+	status, respHeader, body, err := e.send(job, start)
+	result := store.AttemptResult{
+		Job:               job,
+		AttemptedAt:       start,
+		Duration:          time.Since(start),
+		StatusCode:        status,
+		ResponseBody:      body,
+		Success:           err == nil && status >= 200 && status < 300,
+		DisableFailingFor: e.cfg.DisableAfter,
+	}
+	if e.cfg.DisableAfter < 0 {
+		result.DisableFailingFor = 0
+	}
+
+	switch {
+	case errors.Is(err, errStopping):
+		result.Released = true
+		return result
+	case err != nil:
+		result.Error = err.Error()
+	case !result.Success:
+		result.Error = fmt.Sprintf("the consumer responded %d %s", status, http.StatusText(status))
+	}
+
+	if result.Success {
+		log.Debug("attempt succeeded", "status_code", status, "duration_ms", result.Duration.Milliseconds())
+		return result
+	}
+	log.Debug("attempt failed", "status_code", status, "error", result.Error, "duration_ms", result.Duration.Milliseconds())
+
+	if status == http.StatusGone {
+		result.DisableConsumer = "the consumer responded 410 Gone"
+		log.Warn("consumer disabled: it responded 410 Gone", "url", job.Consumer.URL)
+		return result
+	}
+
+	var retryAfter time.Duration
+	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
+		retryAfter = parseRetryAfter(respHeader.Get("Retry-After"), time.Now())
+	}
+	delay, ok := e.cfg.Schedule.next(attemptNumber, retryAfter)
+	if !ok {
+		log.Warn("delivery failed: retry schedule exhausted", "attempts", attemptNumber, "error", result.Error)
+		return result
+	}
+	next := time.Now().Add(delay)
+	result.NextAttemptAt = &next
+	log.Info("retry scheduled", "retry_in", delay.Round(time.Millisecond).String(), "error", result.Error)
+	return result
+}
+
+// send makes the HTTP request of one attempt. It returns the response's status, headers
+// and at most MaxResponseBytes of its body, or an error when no response arrived.
+func (e *Engine) send(job store.Job, now time.Time) (int, http.Header, string, error) {
+	ctx, cancel := context.WithTimeout(e.sendCtx, e.cfg.Timeout)
+	defer cancel()
+
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, job.Consumer.URL, bytes.NewReader(job.Message.Body))
+	if err != nil {
+		return 0, nil, "", fmt.Errorf("build request: %w", err)
+	}
+	req.Header = signature.Headers(job.Message.ID, now, job.Message.Body, signingSecrets(job.Consumer, now)...)
+	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("User-Agent", e.cfg.UserAgent)
+
+	resp, err := e.client.Do(req)
+	if err != nil {
+		if e.sendCtx.Err() != nil {
+			return 0, nil, "", errStopping
+		}
+		if ctx.Err() != nil {
+			return 0, nil, "", fmt.Errorf("timed out after %s", e.cfg.Timeout)
+		}
+		return 0, nil, "", unwrapURLError(err)
+	}
+	defer resp.Body.Close()
+
+	body, err := io.ReadAll(io.LimitReader(resp.Body, MaxResponseBytes))
+	if err != nil && e.sendCtx.Err() == nil && ctx.Err() != nil {
+		return resp.StatusCode, resp.Header, "", fmt.Errorf("reading the response timed out after %s", e.cfg.Timeout)
+	}
+	return resp.StatusCode, resp.Header, validUTF8(body), nil
+}
+
+// signingSecrets returns the consumer's current secret, and its previous one while the
+// rotation overlap lasts.
+func signingSecrets(c store.Consumer, now time.Time) []signature.Secret {
+	secrets := []signature.Secret{c.Secret}
+	if !c.PreviousSecret.IsZero() && c.PreviousSecretExpiresAt != nil && now.Before(*c.PreviousSecretExpiresAt) {
+		secrets = append(secrets, c.PreviousSecret)
+	}
+	return secrets
+}
+
+// unwrapURLError drops the "Post URL:" prefix that net/http adds, since the log already
+// names the consumer.
+func unwrapURLError(err error) error {
+	var urlErr *url.Error
+	if errors.As(err, &urlErr) {
+		return urlErr.Err
+	}
+	return err
+}
+
+// validUTF8 returns body as text, with invalid UTF-8 replaced, so that it can be stored
+// and returned as a JSON string.
+func validUTF8(body []byte) string {
+	if utf8.Valid(body) {
+		return string(body)
+	}
+	return string(bytes.ToValidUTF8(body, []byte("\uFFFD")))
+}
