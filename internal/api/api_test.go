@@ -508,7 +508,7 @@ func TestNotFoundAndMethodNotAllowed(t *testing.T) {
 	}{
 		{http.MethodPut, "/webhooks", "GET, HEAD, POST"},
 		{http.MethodDelete, "/webhooks", "GET, HEAD, POST"},
-		{http.MethodGet, "/webhooks/8a210b68-6988-11ed-a1eb-0242ac120002", "DELETE"},
+		{http.MethodPut, "/webhooks/8a210b68-6988-11ed-a1eb-0242ac120002", "DELETE, GET, HEAD, PATCH"},
 		{http.MethodPost, "/healthz", "GET, HEAD"},
 	}
 	for _, tt := range tests {

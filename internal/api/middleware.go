@@ -134,7 +134,7 @@ func (s *Server) authorize(w http.ResponseWriter, r **http.Request, need access,
 			"The client %q is suspended. Ask the operator of this hookd server to resume it (hookd clients resume).", cred.Client.Name)
 	}
 	if need == writeKey && cred.Key.ReadOnly {
-		return newError(http.StatusForbidden, "The API key %s is read-only and cannot change consumers. Use a key created without --read-only.", keyID)
+		return newError(http.StatusForbidden, "The API key %s is read-only: it cannot change consumers, publish events or read secrets. Use a key created without --read-only.", keyID)
 	}
 
 	*r = (*r).WithContext(context.WithValue(ctx, credentialKey{}, cred))

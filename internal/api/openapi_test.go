@@ -19,6 +19,9 @@ type openAPIDocument struct {
 
 type openAPIOperation struct {
 	Responses map[string]yaml.Node `yaml:"responses"`
+
+	// Extension marks the operations that are not part of Codat's Platform API.
+	Extension bool `yaml:"x-hookd-extension"`
 }
 
 // OpenAPI 3.0 path item fields: the operations, and the fields that are not operations.
@@ -93,29 +96,47 @@ func TestOpenAPIRoutes(t *testing.T) {
 	}
 }
 
-// TestOpenAPIWebhookStatuses checks that each /webhooks operation declares its success
-// status and exactly the error statuses that Codat's Platform API declares for it.
-// Codat's SDKs parse only declared statuses as ErrorMessage.
-func TestOpenAPIWebhookStatuses(t *testing.T) {
+// TestOpenAPIStatuses checks that each operation declares exactly the expected statuses.
+// The three /webhooks operations of Codat's Platform API declare the error statuses that
+// Codat declares, because Codat's SDKs parse only declared statuses as ErrorMessage. The
+// hookd extensions declare the statuses their handlers and the middleware can return.
+func TestOpenAPIStatuses(t *testing.T) {
 	type statusCase struct {
-		method string
-		path   string
-		want   []string
+		method    string
+		path      string
+		extension bool
+		want      []string
 	}
 	tests := []statusCase{
-		{"get", "/webhooks", []string{"200", "400", "401", "402", "403", "429", "500", "503"}},
-		{"post", "/webhooks", []string{"201", "400", "401", "402", "403", "429", "500", "503"}},
-		{"delete", "/webhooks/{webhookId}", []string{"204", "401", "402", "403", "404", "429", "500", "503"}},
+		// Codat's Platform API.
+		{"get", "/webhooks", false, []string{"200", "400", "401", "402", "403", "429", "500", "503"}},
+		{"post", "/webhooks", false, []string{"201", "400", "401", "402", "403", "429", "500", "503"}},
+		{"delete", "/webhooks/{webhookId}", false, []string{"204", "401", "402", "403", "404", "429", "500", "503"}},
+
+		// hookd extensions.
+		{"get", "/webhooks/{webhookId}", true, []string{"200", "401", "402", "404", "429", "500", "503"}},
+		{"patch", "/webhooks/{webhookId}", true, []string{"200", "400", "401", "402", "403", "404", "429", "500", "503"}},
+		{"get", "/webhooks/{webhookId}/messages", true, []string{"200", "400", "401", "402", "404", "429", "500", "503"}},
+		{"post", "/webhooks/{webhookId}/recover", true, []string{"202", "400", "401", "402", "403", "404", "429", "500", "503"}},
+		{"get", "/webhooks/{webhookId}/secret", true, []string{"200", "401", "402", "403", "404", "429", "500", "503"}},
+		{"post", "/webhooks/{webhookId}/secret/rotate", true, []string{"200", "401", "402", "403", "404", "429", "500", "503"}},
+		{"post", "/events", true, []string{"202", "400", "401", "402", "403", "429", "500", "503"}},
+		{"post", "/events/batch", true, []string{"202", "400", "401", "402", "403", "429", "500", "503"}},
+		{"get", "/messages/{messageId}", true, []string{"200", "401", "402", "404", "429", "500", "503"}},
+		{"get", "/messages/{messageId}/attempts", true, []string{"200", "401", "402", "404", "429", "500", "503"}},
+		{"post", "/messages/{messageId}/resend", true, []string{"202", "400", "401", "402", "403", "404", "429", "500", "503"}},
+
+		// Operations without a key. Every path returns 503 once a shutdown has begun.
+		{"get", "/healthz", false, []string{"200", "503"}},
+		{"get", "/readyz", false, []string{"200", "503"}},
+		{"get", "/openapi.yaml", false, []string{"200", "503"}},
 	}
 
 	doc := parseOpenAPI(t)
 
-	// Every /webhooks operation needs a case here.
+	// Every documented operation needs a case here.
 	for op := range documentedOperations(t, doc) {
 		method, path, _ := strings.Cut(op, " ")
-		if !strings.HasPrefix(path, "/webhooks") {
-			continue
-		}
 		covered := slices.ContainsFunc(tests, func(tt statusCase) bool {
 			return tt.method == method && tt.path == path
 		})
@@ -137,6 +158,9 @@ func TestOpenAPIWebhookStatuses(t *testing.T) {
 			got := slices.Sorted(maps.Keys(op.Responses))
 			if !slices.Equal(got, tt.want) {
 				t.Errorf("response statuses = %q, want %q", got, tt.want)
+			}
+			if op.Extension != tt.extension {
+				t.Errorf("x-hookd-extension = %v, want %v", op.Extension, tt.extension)
 			}
 		})
 	}

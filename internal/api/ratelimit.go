@@ -76,9 +76,13 @@ func (l *rateLimiter) allow(h http.Header, clientID string) *apiError {
 		return nil
 	}
 
-	wait := math.Ceil((1 - tokens) / float64(l.limit))
+	wait := int(max(math.Ceil((1-tokens)/float64(l.limit)), 1))
+	unit := "seconds"
+	if wait == 1 {
+		unit = "second"
+	}
 	return newError(http.StatusTooManyRequests,
-		"Too many requests: this client may make %d requests at once and %s more each second. Wait %d seconds (Retry-After) before retrying.",
-		l.burst, strconv.FormatFloat(float64(l.limit), 'f', -1, 64), int(max(wait, 1))).
-		withRetryAfter(int(wait))
+		"Too many requests: this client may make %d requests at once and %s more each second. Wait %d %s (Retry-After) before retrying.",
+		l.burst, strconv.FormatFloat(float64(l.limit), 'f', -1, 64), wait, unit).
+		withRetryAfter(wait)
 }

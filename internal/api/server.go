@@ -48,17 +48,37 @@ type Config struct {
 	// RateBurst is how many requests a client may make at once. Zero means DefaultRateBurst
 	// when RateLimit is zero, and RateLimit rounded up otherwise.
 	RateBurst int
+
+	// Publisher stores published events. Nil publishes through Store, one transaction
+	// per request.
+	Publisher Publisher
+
+	// Wake, when not nil, is called after a change that may make deliveries due at once:
+	// a consumer enabled, a message resent, messages recovered.
+	Wake func()
+
+	// CheckURL, when not nil, rejects consumer URLs that delivery may not connect to. Its
+	// error is shown to the client.
+	CheckURL func(rawURL string) error
+
+	// SecretOverlap is how long a rotated-out secret keeps signing deliveries. Zero means
+	// DefaultSecretOverlap.
+	SecretOverlap time.Duration
 }
 
 // Server is hookd's HTTP API server.
 type Server struct {
-	store    store.Store
-	logger   *slog.Logger
-	limiter  *rateLimiter
-	handler  http.Handler
-	http     *http.Server
-	draining atomic.Bool
-	inFlight atomic.Int64
+	store         store.Store
+	logger        *slog.Logger
+	limiter       *rateLimiter
+	publisher     Publisher
+	wake          func()
+	checkURL      func(string) error
+	secretOverlap time.Duration
+	handler       http.Handler
+	http          *http.Server
+	draining      atomic.Bool
+	inFlight      atomic.Int64
 }
 
 // Route is one operation of the API.
@@ -95,9 +115,22 @@ func New(cfg Config) *Server {
 	}
 
 	s := &Server{
-		store:   cfg.Store,
-		logger:  logger,
-		limiter: newRateLimiter(cfg.RateLimit, burst),
+		store:         cfg.Store,
+		logger:        logger,
+		limiter:       newRateLimiter(cfg.RateLimit, burst),
+		publisher:     cfg.Publisher,
+		wake:          cfg.Wake,
+		checkURL:      cfg.CheckURL,
+		secretOverlap: cfg.SecretOverlap,
+	}
+	if s.publisher == nil {
+		s.publisher = storePublisher{store: cfg.Store}
+	}
+	if s.wake == nil {
+		s.wake = func() {}
+	}
+	if s.secretOverlap <= 0 {
+		s.secretOverlap = DefaultSecretOverlap
 	}
 	s.handler = s.routes()
 	s.http = &http.Server{
@@ -118,6 +151,17 @@ func (s *Server) Routes() []Route {
 		{Method: http.MethodGet, Path: "/webhooks", access: readKey, handle: s.listConsumers},
 		{Method: http.MethodPost, Path: "/webhooks", access: writeKey, handle: s.createConsumer},
 		{Method: http.MethodDelete, Path: "/webhooks/{webhookId}", access: writeKey, handle: s.deleteConsumer},
+		{Method: http.MethodGet, Path: "/webhooks/{webhookId}", access: readKey, handle: s.getConsumer},
+		{Method: http.MethodPatch, Path: "/webhooks/{webhookId}", access: writeKey, handle: s.updateConsumer},
+		{Method: http.MethodGet, Path: "/webhooks/{webhookId}/messages", access: readKey, handle: s.listConsumerMessages},
+		{Method: http.MethodPost, Path: "/webhooks/{webhookId}/recover", access: writeKey, handle: s.recoverMessages},
+		{Method: http.MethodGet, Path: "/webhooks/{webhookId}/secret", access: writeKey, handle: s.getSecret},
+		{Method: http.MethodPost, Path: "/webhooks/{webhookId}/secret/rotate", access: writeKey, handle: s.rotateSecret},
+		{Method: http.MethodPost, Path: "/events", access: writeKey, handle: s.publishEvent},
+		{Method: http.MethodPost, Path: "/events/batch", access: writeKey, handle: s.publishBatch},
+		{Method: http.MethodGet, Path: "/messages/{messageId}", access: readKey, handle: s.getMessage},
+		{Method: http.MethodGet, Path: "/messages/{messageId}/attempts", access: readKey, handle: s.listAttempts},
+		{Method: http.MethodPost, Path: "/messages/{messageId}/resend", access: writeKey, handle: s.resendMessage},
 		{Method: http.MethodGet, Path: "/healthz", access: public, handle: s.healthz},
 		{Method: http.MethodGet, Path: "/readyz", access: public, handle: s.readyz},
 		{Method: http.MethodGet, Path: "/openapi.yaml", access: public, handle: serveOpenAPI},

@@ -87,7 +87,7 @@ func decodeJSONBody(body []byte, v any) *apiError {
 			return invalid(item("body", "type", fmt.Sprintf("The request body must be a JSON object, not a JSON %s.", typeErr.Value)))
 		}
 		return invalid(item(typeErr.Field, "type",
-			fmt.Sprintf("%s must be %s, not a JSON %s.", typeErr.Field, describeType(typeErr.Type), typeErr.Value)))
+			fmt.Sprintf("%s must be %s, not a JSON %s.", typeErr.Field, describeType(typeErr.Field, typeErr.Type), typeErr.Value)))
 	default:
 		return invalid(item("body", "json", fmt.Sprintf("The request body is not valid JSON: %v.", err)))
 	}
@@ -97,14 +97,20 @@ func bodyTooLarge() *apiError {
 	return invalid(item("body", "maxLength", fmt.Sprintf("The request body is larger than %d KiB. Send a smaller body.", MaxBodyBytes>>10)))
 }
 
-// describeType names the JSON type of a Go type, for type errors. The error of an array
-// element names the array field with the element's type, as encoding/json reports it.
-func describeType(t reflect.Type) string {
+// describeType names the JSON type a field expects, for type errors. encoding/json reports
+// a wrongly typed array element under the array's field name, with the element's type.
+func describeType(field string, t reflect.Type) string {
 	switch t.Kind() {
 	case reflect.String:
-		return "a string (or contain only strings)"
+		if field == "eventTypes" || field == "companyTags" {
+			return "an array of strings"
+		}
+		return "a string"
 	case reflect.Slice:
-		return "an array of strings"
+		if t.Elem().Kind() == reflect.String {
+			return "an array of strings"
+		}
+		return "an array"
 	case reflect.Bool:
 		return "a boolean or null"
 	default:
@@ -114,6 +120,77 @@ func describeType(t reflect.Type) string {
 
 func item(field, validator, message string) validationItem {
 	return validationItem{ItemID: field, Message: message, ValidatorName: validator}
+}
+
+// decodePrototype decodes and validates the body of a create request. Each field is
+// decoded on its own, so that one response lists every invalid field, a wrongly typed one
+// included. Field names match exactly; unknown fields are ignored.
+func decodePrototype(body []byte) (consumerInput, *apiError) {
+	var raw map[string]json.RawMessage
+	if apiErr := decodeJSONBody(body, &raw); apiErr != nil {
+		return consumerInput{}, apiErr
+	}
+
+	var (
+		p        consumerPrototype
+		errs     []validationItem
+		badField = map[string]bool{}
+	)
+	for _, f := range []struct {
+		name string
+		dest any
+		want string
+	}{
+		{"url", &p.URL, "a string"},
+		{"eventTypes", &p.EventTypes, "an array of strings"},
+		{"companyTags", &p.CompanyTags, "an array of strings or null"},
+		{"disabled", &p.Disabled, "a boolean or null"},
+	} {
+		value, ok := raw[f.name]
+		if !ok {
+			continue
+		}
+		if err := json.Unmarshal(value, f.dest); err != nil {
+			errs = append(errs, item(f.name, "type", fmt.Sprintf("%s must be %s, not %s.", f.name, f.want, describeJSON(value))))
+			badField[f.name] = true
+		}
+	}
+
+	in, apiErr := p.validate()
+	if apiErr != nil {
+		for _, it := range apiErr.validation {
+			field, _, _ := strings.Cut(it.ItemID, "[")
+			if !badField[field] {
+				errs = append(errs, it)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return consumerInput{}, invalid(errs...)
+	}
+	return in, nil
+}
+
+// describeJSON names the kind of a JSON value for type errors, such as "a JSON number".
+func describeJSON(value json.RawMessage) string {
+	v := bytes.TrimLeft(value, jsonWhitespace)
+	if len(v) == 0 {
+		return "empty"
+	}
+	switch v[0] {
+	case '{':
+		return "a JSON object"
+	case '[':
+		return "an array with an element of another type"
+	case '"':
+		return "a JSON string"
+	case 't', 'f':
+		return "a JSON boolean"
+	case 'n':
+		return "null"
+	default:
+		return "a JSON number"
+	}
 }
 
 // validate checks every field of p and returns the normalized input, or a 400 *apiError

@@ -53,12 +53,7 @@ func FuzzDecodeConsumerPrototype(f *testing.F) {
 	}
 
 	f.Fuzz(func(t *testing.T, body []byte) {
-		var p consumerPrototype
-		apiErr := decodeJSONBody(body, &p)
-		var in consumerInput
-		if apiErr == nil {
-			in, apiErr = p.validate()
-		}
+		in, apiErr := decodePrototype(body)
 		if apiErr != nil {
 			checkValidationError(t, apiErr)
 			return
@@ -152,9 +147,19 @@ func checkConsumerInput(t *testing.T, in consumerInput) {
 func checkInputMatchesBody(t *testing.T, body []byte, in consumerInput) {
 	t.Helper()
 
-	var p consumerPrototype
-	if err := json.Unmarshal(body, &p); err != nil {
+	// Field names match exactly, as in decodePrototype; encoding/json alone would also
+	// take "URL" for "url".
+	var raw map[string]json.RawMessage
+	if err := json.Unmarshal(body, &raw); err != nil {
 		t.Fatalf("accepted body does not unmarshal: %v", err)
+	}
+	var p consumerPrototype
+	for name, dest := range map[string]any{"url": &p.URL, "eventTypes": &p.EventTypes, "companyTags": &p.CompanyTags, "disabled": &p.Disabled} {
+		if value, ok := raw[name]; ok {
+			if err := json.Unmarshal(value, dest); err != nil {
+				t.Fatalf("accepted field %s does not unmarshal: %v", name, err)
+			}
+		}
 	}
 	if p.URL == nil || *p.URL != in.URL {
 		t.Errorf("url = %q, want the body's %v", in.URL, p.URL)

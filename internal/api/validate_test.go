@@ -24,11 +24,7 @@ func prototypeJSON(fields map[string]any) string {
 
 // decodeAndValidate runs body through the create handler's decoding and validation.
 func decodeAndValidate(body string) (consumerInput, *apiError) {
-	var p consumerPrototype
-	if apiErr := decodeJSONBody([]byte(body), &p); apiErr != nil {
-		return consumerInput{}, apiErr
-	}
-	return p.validate()
+	return decodePrototype([]byte(body))
 }
 
 // failure is the part of a validation item that a client can match on.

@@ -1,0 +1,305 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/google/uuid"
+
+	"github.com/hookd/hookd/internal/store"
+)
+
+// Limits of published events.
+const (
+	MaxEventBytes      = 256 << 10
+	MaxBatchEvents     = 500
+	MaxBatchBodyBytes  = 16 << 20
+	MaxEventIDLen      = 128
+	MaxIdempotencyKey  = 255
+	idempotencyKeyName = "Idempotency-Key"
+)
+
+// Publisher stores published messages durably, with their fan-out. The delivery engine
+// implements it with group commits.
+type Publisher interface {
+	Publish(ctx context.Context, msgs []store.NewMessage) ([]store.PublishResult, error)
+}
+
+// storePublisher publishes straight through the store, one transaction per request.
+type storePublisher struct{ store store.Store }
+
+func (p storePublisher) Publish(ctx context.Context, msgs []store.NewMessage) ([]store.PublishResult, error) {
+	return p.store.PublishMessages(ctx, msgs)
+}
+
+// eventInput is the JSON body of a publish request.
+type eventInput struct {
+	ID            *string         `json:"id"`
+	EventType     *string         `json:"eventType"`
+	GeneratedDate *string         `json:"generatedDate"`
+	Payload       json.RawMessage `json:"payload"`
+}
+
+// envelope is the body delivered to consumers and returned by the publish operations.
+type envelope struct {
+	ID            string          `json:"id"`
+	EventType     string          `json:"eventType"`
+	GeneratedDate string          `json:"generatedDate"`
+	Payload       json.RawMessage `json:"payload"`
+}
+
+// eventBatch is the body of POST /events/batch.
+type eventBatch struct {
+	Events []json.RawMessage `json:"events"`
+}
+
+type eventBatchResult struct {
+	Results []json.RawMessage `json:"results"`
+}
+
+func (s *Server) publishEvent(w http.ResponseWriter, r *http.Request) error {
+	key, apiErr := idempotencyKey(r)
+	if apiErr != nil {
+		return apiErr
+	}
+	body, apiErr := readLimited(r.Body, MaxEventBytes)
+	if apiErr != nil {
+		return apiErr
+	}
+	msg, apiErr := decodeEvent(body, "", time.Now())
+	if apiErr != nil {
+		return apiErr
+	}
+	msg.ClientID = credential(r).Client.ID
+	msg.IdempotencyKey = key
+
+	results, err := s.publisher.Publish(r.Context(), []store.NewMessage{msg})
+	if err != nil {
+		return fmt.Errorf("publish event %s: %w", msg.ID, err)
+	}
+	writeRawJSON(w, http.StatusAccepted, results[0].Message.Body)
+	return nil
+}
+
+func (s *Server) publishBatch(w http.ResponseWriter, r *http.Request) error {
+	key, apiErr := idempotencyKey(r)
+	if apiErr != nil {
+		return apiErr
+	}
+	body, apiErr := readLimited(r.Body, MaxBatchBodyBytes)
+	if apiErr != nil {
+		return apiErr
+	}
+	var batch eventBatch
+	if apiErr := decodeJSONBody(body, &batch); apiErr != nil {
+		return apiErr
+	}
+	switch {
+	case batch.Events == nil:
+		return invalid(item("events", "required", `events is missing. Send {"events": [{"eventType": "...", "payload": {...}}, ...]}.`))
+	case len(batch.Events) == 0:
+		return invalid(item("events", "minItems", "events is empty. Send at least one event."))
+	case len(batch.Events) > MaxBatchEvents:
+		return invalid(item("events", "maxItems", fmt.Sprintf("events has %d events; the maximum is %d. Split the batch.", len(batch.Events), MaxBatchEvents)))
+	}
+
+	// Every event is checked before any is stored, so that a bad event changes nothing.
+	now := time.Now()
+	clientID := credential(r).Client.ID
+	msgs := make([]store.NewMessage, 0, len(batch.Events))
+	var errs []validationItem
+	for i, raw := range batch.Events {
+		prefix := fmt.Sprintf("events[%d]", i)
+		if len(raw) > MaxEventBytes {
+			errs = append(errs, item(prefix, "maxLength", fmt.Sprintf("%s is larger than %d KiB.", prefix, MaxEventBytes>>10)))
+			continue
+		}
+		msg, apiErr := decodeEvent(raw, prefix, now)
+		if apiErr != nil {
+			errs = append(errs, apiErr.validation...)
+			continue
+		}
+		msg.ClientID = clientID
+		if key != "" {
+			msg.IdempotencyKey = fmt.Sprintf("%s#%d", key, i)
+		}
+		msgs = append(msgs, msg)
+	}
+	if len(errs) > 0 {
+		return invalid(errs...)
+	}
+
+	results, err := s.publisher.Publish(r.Context(), msgs)
+	if err != nil {
+		return fmt.Errorf("publish batch of %d events: %w", len(msgs), err)
+	}
+	resp := eventBatchResult{Results: make([]json.RawMessage, len(results))}
+	for i, res := range results {
+		resp.Results[i] = res.Message.Body
+	}
+	writeJSON(w, http.StatusAccepted, resp)
+	return nil
+}
+
+// idempotencyKey returns the request's Idempotency-Key header, or "" without one.
+func idempotencyKey(r *http.Request) (string, *apiError) {
+	key := r.Header.Get(idempotencyKeyName)
+	if len(key) > MaxIdempotencyKey {
+		return "", invalid(item(idempotencyKeyName, "maxLength",
+			fmt.Sprintf("The %s header is %d bytes long; the maximum is %d.", idempotencyKeyName, len(key), MaxIdempotencyKey)))
+	}
+	return key, nil
+}
+
+// readLimited reads a request body of at most limit bytes.
+func readLimited(body io.Reader, limit int) ([]byte, *apiError) {
+	b, err := io.ReadAll(io.LimitReader(body, int64(limit)+1))
+	if err != nil {
+		return nil, invalid(item("body", "read", fmt.Sprintf("The request body could not be read: %v.", err)))
+	}
+	if len(b) > limit {
+		return nil, invalid(item("body", "maxLength", fmt.Sprintf("The request body is larger than %d KiB. Send a smaller body.", limit>>10)))
+	}
+	return b, nil
+}
+
+// decodeEvent validates one event and builds the message to store. prefix names the event
+// in a batch ("events[3]"), and is empty for a single event.
+func decodeEvent(raw []byte, prefix string, now time.Time) (store.NewMessage, *apiError) {
+	field := func(name string) string {
+		if prefix == "" {
+			return name
+		}
+		return prefix + "." + name
+	}
+
+	var in eventInput
+	if apiErr := decodeJSONBody(raw, &in); apiErr != nil {
+		if prefix != "" {
+			// The batch body was valid JSON, so the event is either not an object or
+			// has a field of the wrong type, and the message starts with that field.
+			for i := range apiErr.validation {
+				v := &apiErr.validation[i]
+				if v.ItemID == "body" {
+					v.ItemID, v.Message = prefix, prefix+" must be a JSON object."
+				} else {
+					v.ItemID, v.Message = field(v.ItemID), prefix+"."+v.Message
+				}
+			}
+		}
+		return store.NewMessage{}, apiErr
+	}
+
+	var (
+		errs []validationItem
+		msg  store.NewMessage
+	)
+
+	switch {
+	case in.EventType == nil:
+		errs = append(errs, item(field("eventType"), "required", field("eventType")+" is missing. Set it to the type of the event, such as company.created."))
+	case strings.TrimSpace(*in.EventType) == "":
+		errs = append(errs, item(field("eventType"), "minLength", field("eventType")+" is empty. Set it to the type of the event, such as company.created."))
+	case utf8.RuneCountInString(*in.EventType) > MaxEventTypeLen:
+		errs = append(errs, item(field("eventType"), "maxLength", fmt.Sprintf("%s is %d characters long; the maximum is %d.", field("eventType"), utf8.RuneCountInString(*in.EventType), MaxEventTypeLen)))
+	case hasControl(*in.EventType):
+		errs = append(errs, item(field("eventType"), "pattern", field("eventType")+" contains a control character. Remove it."))
+	default:
+		msg.EventType = *in.EventType
+	}
+
+	payload := bytes.TrimSpace(in.Payload)
+	if len(payload) == 0 || bytes.Equal(payload, []byte("null")) {
+		errs = append(errs, item(field("payload"), "required", field("payload")+" is missing. Set it to the event's data as a JSON object."))
+	} else if payload[0] != '{' {
+		errs = append(errs, item(field("payload"), "type", field("payload")+" must be a JSON object."))
+	}
+
+	msg.ID = uuid.NewString()
+	if in.ID != nil {
+		switch id := *in.ID; {
+		case strings.TrimSpace(id) == "":
+			errs = append(errs, item(field("id"), "minLength", field("id")+" is empty. Leave it out to let hookd choose an id, or set your own event id."))
+		case len(id) > MaxEventIDLen:
+			errs = append(errs, item(field("id"), "maxLength", fmt.Sprintf("%s is %d bytes long; the maximum is %d.", field("id"), len(id), MaxEventIDLen)))
+		case hasControl(id):
+			errs = append(errs, item(field("id"), "pattern", field("id")+" contains a control character. Remove it."))
+		default:
+			msg.ID = id
+		}
+	}
+
+	msg.GeneratedDate = now.UTC().Truncate(time.Millisecond)
+	if in.GeneratedDate != nil {
+		t, err := time.Parse(time.RFC3339Nano, *in.GeneratedDate)
+		if err != nil {
+			errs = append(errs, item(field("generatedDate"), "format",
+				fmt.Sprintf("%s %q is not an RFC 3339 date-time. Use the form 2026-01-02T15:04:05Z, or leave it out to use the time of publishing.", field("generatedDate"), *in.GeneratedDate)))
+		} else {
+			// The store keeps milliseconds, so the envelope keeps no more, and GET
+			// /messages/{messageId} shows the date that consumers receive.
+			msg.GeneratedDate = t.UTC().Truncate(time.Millisecond)
+		}
+	}
+
+	if len(errs) > 0 {
+		return store.NewMessage{}, invalid(errs...)
+	}
+
+	body, err := json.Marshal(envelope{
+		ID:            msg.ID,
+		EventType:     msg.EventType,
+		GeneratedDate: msg.GeneratedDate.Format(time.RFC3339Nano),
+		Payload:       compactJSON(payload),
+	})
+	if err != nil {
+		return store.NewMessage{}, invalid(item(field("payload"), "json", fmt.Sprintf("%s is not valid JSON: %v.", field("payload"), err)))
+	}
+	msg.Body = body
+	msg.CreatedAt = now
+	msg.Tags = companyTags(payload)
+	return msg, nil
+}
+
+// compactJSON removes insignificant white space from valid JSON.
+func compactJSON(raw []byte) json.RawMessage {
+	var buf bytes.Buffer
+	if err := json.Compact(&buf, raw); err != nil {
+		return raw
+	}
+	return buf.Bytes()
+}
+
+// companyTags returns payload.referenceCompany.tags, the tags that consumers' companyTags
+// filter on. Values that are not strings are left out.
+func companyTags(payload []byte) map[string]string {
+	var p struct {
+		ReferenceCompany struct {
+			Tags map[string]any `json:"tags"`
+		} `json:"referenceCompany"`
+	}
+	if err := json.Unmarshal(payload, &p); err != nil || len(p.ReferenceCompany.Tags) == 0 {
+		return nil
+	}
+	tags := make(map[string]string, len(p.ReferenceCompany.Tags))
+	for k, v := range p.ReferenceCompany.Tags {
+		if s, ok := v.(string); ok {
+			tags[k] = s
+		}
+	}
+	return tags
+}
+
+// writeRawJSON sends an already encoded JSON body.
+func writeRawJSON(w http.ResponseWriter, status int, body []byte) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	w.Write(body)
+}
