@@ -28,7 +28,7 @@ func newClientStateCommand(verb, short string, suspend bool) *cobra.Command {
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := openStore(cmd.Context(), dataDir)
+			st, err := openExistingStore(cmd.Context(), dataDir)
 			if err != nil {
 				return err
 			}

@@ -85,7 +85,7 @@ func newKeysListCommand() *cobra.Command {
 		Short: "List API keys with their clients",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := openStore(cmd.Context(), dataDir)
+			st, err := openExistingStore(cmd.Context(), dataDir)
 			if err != nil {
 				return err
 			}
@@ -118,15 +118,20 @@ func newKeysRevokeCommand() *cobra.Command {
 		Short: "Revoke an API key; requests with it fail with 401 from then on",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := openStore(cmd.Context(), dataDir)
+			st, err := openExistingStore(cmd.Context(), dataDir)
 			if err != nil {
 				return err
 			}
 			defer st.Close()
 
-			key, err := st.RevokeKey(cmd.Context(), args[0])
+			keyID := args[0]
+			if id, err := apikey.ParseKey(keyID); err == nil {
+				// The whole raw key names its key too; its id is the part after hk_.
+				keyID = id
+			}
+			key, err := st.RevokeKey(cmd.Context(), keyID)
 			if errors.Is(err, store.ErrNotFound) {
-				return fmt.Errorf("no key with id %q exists: hookd keys list shows the key ids", args[0])
+				return fmt.Errorf("no key with id %q exists: hookd keys list shows the key ids, 16 hexadecimal digits", keyID)
 			}
 			if err != nil {
 				return err

@@ -33,7 +33,7 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCommand(), newKeysCommand(), newClientsCommand())
+	root.AddCommand(newServeCommand(), newKeysCommand(), newClientsCommand(), newReceiveCommand())
 	return root
 }
 

@@ -6,9 +6,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"net/netip"
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -16,6 +18,8 @@ import (
 
 	"github.com/hookd/hookd/internal/api"
 	"github.com/hookd/hookd/internal/apikey"
+	"github.com/hookd/hookd/internal/delivery"
+	"github.com/hookd/hookd/internal/egress"
 	"github.com/hookd/hookd/internal/store"
 	"github.com/hookd/hookd/internal/store/sqlite"
 )
@@ -34,6 +38,19 @@ type serveOptions struct {
 	logFormat       string
 	logLevel        string
 	shutdownTimeout time.Duration
+	delivery        deliveryOptions
+}
+
+// deliveryOptions configure the delivery engine.
+type deliveryOptions struct {
+	allowDestinations []string
+	timeout           time.Duration
+	schedule          string
+	workers           int
+	perConsumer       int
+	disableAfter      time.Duration
+	secretOverlap     time.Duration
+	retention         time.Duration
 }
 
 func newServeCommand() *cobra.Command {
@@ -62,8 +79,81 @@ SIGINT or SIGTERM stops accepting connections, lets requests in flight finish an
 	f.StringVar(&opts.logFormat, "log-format", envDefault("HOOKD_LOG_FORMAT", "text"), "log format: text or json (env HOOKD_LOG_FORMAT)")
 	f.StringVar(&opts.logLevel, "log-level", envDefault("HOOKD_LOG_LEVEL", "info"), "minimum log level: debug, info, warn or error (env HOOKD_LOG_LEVEL)")
 	f.DurationVar(&opts.shutdownTimeout, "shutdown-timeout", defaultShutdownTimeout,
-		"how long a shutdown waits for requests in flight before it closes their connections")
+		"how long a shutdown waits for requests and delivery attempts in flight before it cuts them off")
+	addDeliveryFlags(cmd, &opts.delivery)
 	return cmd
+}
+
+func addDeliveryFlags(cmd *cobra.Command, d *deliveryOptions) {
+	f := cmd.Flags()
+	f.StringSliceVar(&d.allowDestinations, egress.FlagName, splitList(os.Getenv(egress.EnvName)),
+		"address range (CIDR) or address that deliveries may connect to although it is loopback, private or link-local; repeatable (env "+egress.EnvName+", comma-separated)")
+	f.DurationVar(&d.timeout, "delivery-timeout", delivery.DefaultTimeout, "time limit of one delivery attempt, from connecting to reading the response")
+	f.StringVar(&d.schedule, "retry-schedule", delivery.Schedule(delivery.DefaultSchedule).String(),
+		"delays before each retry after a failed attempt, comma-separated Go durations; each varies by ±20% at random")
+	f.IntVar(&d.workers, "workers", delivery.DefaultWorkers, "delivery attempts in flight at once, across all consumers")
+	f.IntVar(&d.perConsumer, "per-consumer", delivery.DefaultPerConsumer, "delivery attempts in flight at once to one consumer")
+	f.DurationVar(&d.disableAfter, "disable-after", delivery.DefaultDisableAfter, "disable a consumer whose attempts have all failed for this long; 0 never disables")
+	f.DurationVar(&d.secretOverlap, "secret-overlap", api.DefaultSecretOverlap, "how long a rotated-out secret keeps signing deliveries beside the new one")
+	f.DurationVar(&d.retention, "retention", delivery.DefaultRetention, "how long messages and attempt logs are kept; 0 keeps them forever")
+}
+
+// splitList splits a comma- or space-separated environment value.
+func splitList(v string) []string {
+	return strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' })
+}
+
+// parseDeliveryOptions validates the delivery options and returns the parsed allow list
+// and retry schedule.
+func parseDeliveryOptions(d deliveryOptions) ([]netip.Prefix, delivery.Schedule, error) {
+	allowed, err := egress.ParsePrefixes(d.allowDestinations)
+	if err != nil {
+		return nil, nil, fmt.Errorf("invalid --%s: %w", egress.FlagName, err)
+	}
+	schedule, err := delivery.ParseSchedule(d.schedule)
+	if err != nil {
+		return nil, nil, fmt.Errorf("invalid --retry-schedule: %w", err)
+	}
+	switch {
+	case d.timeout <= 0:
+		return nil, nil, fmt.Errorf("invalid --delivery-timeout %s: use a positive duration such as 15s", d.timeout)
+	case d.workers < 1:
+		return nil, nil, fmt.Errorf("invalid --workers %d: use 1 or more", d.workers)
+	case d.perConsumer < 1:
+		return nil, nil, fmt.Errorf("invalid --per-consumer %d: use 1 or more", d.perConsumer)
+	case d.disableAfter < 0:
+		return nil, nil, fmt.Errorf("invalid --disable-after %s: use a positive duration, or 0 to never disable", d.disableAfter)
+	case d.secretOverlap < 0:
+		return nil, nil, fmt.Errorf("invalid --secret-overlap %s: use a positive duration", d.secretOverlap)
+	case d.retention < 0:
+		return nil, nil, fmt.Errorf("invalid --retention %s: use a positive duration, or 0 to keep everything", d.retention)
+	}
+	return allowed, schedule, nil
+}
+
+// newEngine builds the engine and the egress guard from options that parseDeliveryOptions
+// accepted.
+func newEngine(d deliveryOptions, allowed []netip.Prefix, schedule delivery.Schedule, st store.MessageStore, logger *slog.Logger) (*delivery.Engine, *egress.Guard) {
+	guard := egress.NewGuard(allowed)
+	cfg := delivery.Config{
+		Store:        st,
+		Logger:       logger.With("component", "delivery"),
+		Transport:    delivery.NewTransport(guard.DialContext),
+		Timeout:      d.timeout,
+		Schedule:     schedule,
+		Workers:      d.workers,
+		PerConsumer:  d.perConsumer,
+		DisableAfter: d.disableAfter,
+		Retention:    d.retention,
+		UserAgent:    "hookd/" + version + " (+https://github.com/hookd/hookd)",
+	}
+	if d.disableAfter == 0 {
+		cfg.DisableAfter = -1
+	}
+	if d.retention == 0 {
+		cfg.Retention = -1
+	}
+	return delivery.New(cfg), guard
 }
 
 func runServe(ctx context.Context, stdout, stderr io.Writer, opts serveOptions) error {
@@ -78,11 +168,20 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, opts serveOptions) 
 		return fmt.Errorf("invalid --rate-burst %d: use a positive number of requests, or 0 for the default", opts.rateBurst)
 	}
 
+	// The delivery options are checked before the store is opened, because opening it
+	// creates the data folder and the database.
+	allowed, schedule, err := parseDeliveryOptions(opts.delivery)
+	if err != nil {
+		return err
+	}
+
 	st, err := sqlite.Open(ctx, opts.dataDir, sqlite.Options{})
 	if err != nil {
 		return fmt.Errorf("open store in %s: %w", opts.dataDir, err)
 	}
 	defer st.Close()
+
+	engine, guard := newEngine(opts.delivery, allowed, schedule, st, logger)
 
 	ln, err := net.Listen("tcp", opts.addr)
 	if err != nil {
@@ -95,7 +194,16 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, opts serveOptions) 
 		return err
 	}
 
-	cfg := api.Config{Store: st, Logger: logger, RateLimit: opts.rateLimit, RateBurst: opts.rateBurst}
+	cfg := api.Config{
+		Store:         st,
+		Logger:        logger,
+		RateLimit:     opts.rateLimit,
+		RateBurst:     opts.rateBurst,
+		Publisher:     engine,
+		Wake:          engine.Wake,
+		CheckURL:      guard.CheckURL,
+		SecretOverlap: opts.delivery.secretOverlap,
+	}
 	switch {
 	case opts.rateLimit == 0:
 		cfg.RateLimit = -1
@@ -104,12 +212,18 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, opts serveOptions) 
 	}
 	srv := api.New(cfg)
 
+	// The engine's goroutines outlive ctx, which ends at the first signal: Stop ends them.
+	engine.Start(context.WithoutCancel(ctx))
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	logger.Info("hookd started", "version", version, "url", baseURL, "database", st.Path())
+	logger.Info("hookd started", "version", version, "url", baseURL, "database", st.Path(),
+		"allowed_destinations", fmt.Sprint(guard.Allowed()))
 
 	select {
 	case err := <-served:
+		stopCtx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout)
+		defer cancel()
+		engine.Stop(stopCtx)
 		return fmt.Errorf("serve on %s: %w", opts.addr, err)
 	case <-ctx.Done():
 	}
@@ -119,11 +233,18 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, opts serveOptions) 
 	logger.Info("hookd shutting down", "in_flight", srv.InFlight(), "timeout", opts.shutdownTimeout.String())
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), opts.shutdownTimeout)
 	defer cancel()
-	if err := srv.Shutdown(shutdownCtx); err != nil {
-		return fmt.Errorf("shut down: %w", err)
+	shutdownErr := srv.Shutdown(shutdownCtx)
+	if err := <-served; err != nil && shutdownErr == nil {
+		shutdownErr = err
 	}
-	if err := <-served; err != nil {
-		return err
+
+	// Publishes in flight have finished, so the engine can stop: it finishes the attempts
+	// in flight and records them, within what is left of the timeout.
+	if err := engine.Stop(shutdownCtx); err != nil {
+		logger.Warn("delivery stopped before every attempt in flight finished; they will be retried after the next start", "error", err)
+	}
+	if shutdownErr != nil {
+		return fmt.Errorf("shut down: %w", shutdownErr)
 	}
 	logger.Info("hookd stopped")
 	return nil
