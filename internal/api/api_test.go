@@ -284,6 +284,43 @@ func TestConsumerLifecycle(t *testing.T) {
 	expectError(t, ts.do(http.MethodDelete, "/webhooks/"+created.ID, auth, nil), http.StatusNotFound)
 }
 
+func TestCreateIdempotencyKey(t *testing.T) {
+	ts := startServer(t, Config{})
+	auth, _ := ts.newKey("acme", false)
+
+	send := func(key string) response {
+		t.Helper()
+		body, _ := json.Marshal(validPrototype)
+		req, _ := http.NewRequest(http.MethodPost, ts.url+"/webhooks", bytes.NewReader(body))
+		req.Header.Set("Authorization", auth)
+		req.Header.Set("Idempotency-Key", key)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		data, _ := io.ReadAll(resp.Body)
+		return response{status: resp.StatusCode, header: resp.Header, body: data}
+	}
+
+	first, again := send("create-42"), send("create-42")
+	if first.status != http.StatusCreated || again.status != http.StatusCreated {
+		t.Fatalf("statuses = %d, %d; want 201 twice", first.status, again.status)
+	}
+	if !bytes.Equal(first.body, again.body) {
+		t.Errorf("repeated create answered %s, want the first answer %s", again.body, first.body)
+	}
+	if got := ts.list(auth); len(got) != 1 {
+		t.Errorf("two creates with one key left %d consumers, want 1", len(got))
+	}
+
+	send("create-43")
+	if got := ts.list(auth); len(got) != 2 {
+		t.Errorf("a create with a new key left %d consumers, want 2", len(got))
+	}
+	expectError(t, send(strings.Repeat("k", 256)), http.StatusBadRequest)
+}
+
 func TestResponseJSONShape(t *testing.T) {
 	ts := startServer(t, Config{})
 	auth, _ := ts.newKey("acme", false)

@@ -63,6 +63,10 @@ func (s *Server) createConsumer(w http.ResponseWriter, r *http.Request) error {
 	if apiErr != nil {
 		return apiErr
 	}
+	key, apiErr := idempotencyKey(r)
+	if apiErr != nil {
+		return apiErr
+	}
 	in, apiErr := decodePrototype(body)
 	if apiErr != nil {
 		return apiErr
@@ -76,13 +80,14 @@ func (s *Server) createConsumer(w http.ResponseWriter, r *http.Request) error {
 	}
 
 	consumer, err := s.store.CreateConsumer(r.Context(), store.Consumer{
-		ID:          uuid.NewString(),
-		ClientID:    credential(r).Client.ID,
-		URL:         in.URL,
-		EventTypes:  in.EventTypes,
-		CompanyTags: in.CompanyTags,
-		Disabled:    in.Disabled,
-		Secret:      secret,
+		ID:             uuid.NewString(),
+		ClientID:       credential(r).Client.ID,
+		URL:            in.URL,
+		EventTypes:     in.EventTypes,
+		CompanyTags:    in.CompanyTags,
+		Disabled:       in.Disabled,
+		Secret:         secret,
+		IdempotencyKey: key,
 	})
 	if errors.Is(err, store.ErrConsumerLimit) {
 		return invalid(item("body", "maxConsumers", fmt.Sprintf(

@@ -6,7 +6,8 @@ import (
 	"time"
 )
 
-// IdempotencyWindow is how long a publish's Idempotency-Key is remembered.
+// IdempotencyWindow is how long the Idempotency-Key of a publish or of a consumer create
+// is remembered.
 const IdempotencyWindow = 24 * time.Hour
 
 // Message is an event a client published, with the body that hookd delivers for it.

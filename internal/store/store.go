@@ -98,6 +98,10 @@ type Consumer struct {
 
 	CreatedAt time.Time
 	UpdatedAt time.Time
+
+	// IdempotencyKey, when not empty, is the Idempotency-Key of the request that created
+	// the consumer. CreateConsumer returns the existing consumer for a repeated key.
+	IdempotencyKey string
 }
 
 // Store is the storage boundary of hookd. Implementations must be safe for concurrent use
@@ -142,7 +146,10 @@ type Store interface {
 
 	// CreateConsumer stores a new consumer for c.ClientID, or returns ErrConsumerLimit when
 	// that client already has MaxConsumersPerClient consumers. The check and the insert are
-	// atomic, also across processes. c.ID must be set by the caller.
+	// atomic, also across processes. c.ID must be set by the caller. When c.IdempotencyKey
+	// is set and the client created a consumer with the same key within
+	// IdempotencyWindow before c.CreatedAt, it returns that consumer instead, without
+	// checking the limit.
 	CreateConsumer(ctx context.Context, c Consumer) (Consumer, error)
 
 	// ListConsumers returns the client's consumers in creation order.

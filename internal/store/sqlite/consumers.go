@@ -33,6 +33,20 @@ func (s *Store) CreateConsumer(ctx context.Context, c store.Consumer) (store.Con
 	}
 
 	err = s.write(ctx, "create consumer", func(tx *sql.Tx) error {
+		if c.IdempotencyKey != "" {
+			since := c.CreatedAt.Add(-store.IdempotencyWindow)
+			existing, err := scanConsumer(tx.QueryRowContext(ctx, "SELECT "+consumerColumns+` FROM consumers
+WHERE client_id = ? AND idempotency_key = ? AND created_at > ? ORDER BY seq DESC LIMIT 1`,
+				c.ClientID, c.IdempotencyKey, millis(since)))
+			if err == nil {
+				c = existing
+				return nil
+			}
+			if !errors.Is(err, sql.ErrNoRows) {
+				return err
+			}
+		}
+
 		var count int
 		err := tx.QueryRowContext(ctx, "SELECT count(*) FROM consumers WHERE client_id = ?", c.ClientID).Scan(&count)
 		if err != nil {
@@ -43,9 +57,10 @@ func (s *Store) CreateConsumer(ctx context.Context, c store.Consumer) (store.Con
 		}
 
 		_, err = tx.ExecContext(ctx, `
-INSERT INTO consumers (id, client_id, url, event_types, company_tags, disabled, secret, created_at, updated_at)
-VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-			c.ID, c.ClientID, c.URL, eventTypes, tags, c.Disabled, c.Secret.String(), millis(c.CreatedAt), millis(c.UpdatedAt))
+INSERT INTO consumers (id, client_id, url, event_types, company_tags, disabled, secret, idempotency_key, created_at, updated_at)
+VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+			c.ID, c.ClientID, c.URL, eventTypes, tags, c.Disabled, c.Secret.String(), nullString(c.IdempotencyKey),
+			millis(c.CreatedAt), millis(c.UpdatedAt))
 		return err
 	})
 	if err != nil {

@@ -60,6 +60,11 @@ CREATE INDEX consumers_client ON consumers (client_id, seq);
 `),
 	sqlStep(schemaDelivery),
 	addSecrets,
+	sqlStep(`
+ALTER TABLE consumers ADD COLUMN idempotency_key TEXT;
+CREATE INDEX consumers_idempotency ON consumers (client_id, idempotency_key, created_at)
+	WHERE idempotency_key IS NOT NULL;
+`),
 }
 
 // migrate applies the pending migrations in one write transaction. BEGIN IMMEDIATE makes

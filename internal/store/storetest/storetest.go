@@ -62,6 +62,7 @@ func Run(t *testing.T, open func(t *testing.T) store.Store) {
 		{"DeleteConsumerNotFound", testDeleteConsumerNotFound},
 		{"ConsumerLimitSequential", testConsumerLimitSequential},
 		{"ConsumerLimitConcurrent", testConsumerLimitConcurrent},
+		{"CreateConsumerIdempotent", testCreateConsumerIdempotent},
 	}
 	tests = append(tests, messageTests...)
 	for _, tc := range tests {
@@ -591,6 +592,42 @@ func testConsumerLimitSequential(t *testing.T, s store.Store) {
 
 	_, err = s.CreateConsumer(ctx, newConsumer(client.ID))
 	checkErrorIs(t, "CreateConsumer past the limit after a delete", err, store.ErrConsumerLimit)
+}
+
+func testCreateConsumerIdempotent(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	acme := mustClient(t, s, "acme")
+	globex := mustClient(t, s, "globex")
+
+	first := newConsumer(acme.ID)
+	first.IdempotencyKey = "create-1"
+	created := mustCreateConsumer(t, s, first)
+
+	// A retry carries a new ID but the same key: it gets the first consumer back.
+	retry := newConsumer(acme.ID)
+	retry.IdempotencyKey = "create-1"
+	got, err := s.CreateConsumer(ctx, retry)
+	if err != nil {
+		t.Fatalf("CreateConsumer with a repeated key: %v", err)
+	}
+	if got.ID != created.ID {
+		t.Errorf("repeated key created %s, want the first consumer %s", got.ID, created.ID)
+	}
+	checkConsumerIDs(t, s, acme.ID, created.ID)
+
+	// Another client's key space is separate, and an old key is forgotten.
+	other := newConsumer(globex.ID)
+	other.IdempotencyKey = "create-1"
+	if got := mustCreateConsumer(t, s, other); got.ID != other.ID {
+		t.Errorf("another client's create with the same key returned %s, want %s", got.ID, other.ID)
+	}
+	late := newConsumer(acme.ID)
+	late.IdempotencyKey = "create-1"
+	late.CreatedAt = created.CreatedAt.Add(store.IdempotencyWindow + time.Minute)
+	if got := mustCreateConsumer(t, s, late); got.ID != late.ID {
+		t.Errorf("create with a key older than the window returned %s, want a new consumer %s", got.ID, late.ID)
+	}
+	checkConsumerIDs(t, s, acme.ID, created.ID, late.ID)
 }
 
 func testConsumerLimitConcurrent(t *testing.T, s store.Store) {
