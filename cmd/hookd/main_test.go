@@ -543,10 +543,11 @@ func startHookd(ctx context.Context, t *testing.T, env []string, args ...string)
 }
 
 // startServe starts hookd serve on the data folder dir, on a free loopback port with JSON
-// logs, and waits until it has logged its base URL.
-func startServe(ctx context.Context, t *testing.T, dir string) *hookdProcess {
+// logs and the extra flags, and waits until it has logged its base URL.
+func startServe(ctx context.Context, t *testing.T, dir string, extra ...string) *hookdProcess {
 	t.Helper()
-	p := startHookd(ctx, t, hookdEnv(), "serve", "--data", dir, "--addr", "127.0.0.1:0", "--log-format", "json")
+	args := slices.Concat([]string{"serve", "--data", dir, "--addr", "127.0.0.1:0", "--log-format", "json"}, extra)
+	p := startHookd(ctx, t, hookdEnv(), args...)
 	rec := p.waitLog(ctx, t, "hookd started")
 	url, _ := rec["url"].(string)
 	if !strings.HasPrefix(url, "http://127.0.0.1:") {

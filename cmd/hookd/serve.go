@@ -90,7 +90,7 @@ func addDeliveryFlags(cmd *cobra.Command, d *deliveryOptions) {
 		"address range (CIDR) or address that deliveries may connect to although it is loopback, private or link-local; repeatable (env "+egress.EnvName+", comma-separated)")
 	f.DurationVar(&d.timeout, "delivery-timeout", delivery.DefaultTimeout, "time limit of one delivery attempt, from connecting to reading the response")
 	f.StringVar(&d.schedule, "retry-schedule", delivery.Schedule(delivery.DefaultSchedule).String(),
-		"delays before each retry after a failed attempt, comma-separated Go durations; each varies by ±20% at random")
+		"delays before each retry after a failed attempt, comma-separated Go durations, each varied by ±20% at random; \"none\" disables retries")
 	f.IntVar(&d.workers, "workers", delivery.DefaultWorkers, "delivery attempts in flight at once, across all consumers")
 	f.IntVar(&d.perConsumer, "per-consumer", delivery.DefaultPerConsumer, "delivery attempts in flight at once to one consumer")
 	f.DurationVar(&d.disableAfter, "disable-after", delivery.DefaultDisableAfter, "disable a consumer whose attempts have all failed for this long; 0 never disables")
@@ -108,7 +108,7 @@ func splitList(v string) []string {
 func parseDeliveryOptions(d deliveryOptions) ([]netip.Prefix, delivery.Schedule, error) {
 	allowed, err := egress.ParsePrefixes(d.allowDestinations)
 	if err != nil {
-		return nil, nil, fmt.Errorf("invalid --%s: %w", egress.FlagName, err)
+		return nil, nil, fmt.Errorf("invalid --%s (or %s): %w", egress.FlagName, egress.EnvName, err)
 	}
 	schedule, err := delivery.ParseSchedule(d.schedule)
 	if err != nil {

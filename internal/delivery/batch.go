@@ -2,6 +2,7 @@ package delivery
 
 import (
 	"context"
+	"errors"
 	"sync"
 )
 
@@ -11,10 +12,14 @@ import (
 // a few large ones.
 type committer[T, R any] struct {
 	in       chan *commitRequest[T, R]
+	quit     chan struct{}
 	commit   func(ctx context.Context, items []T) ([]R, error)
 	maxItems int
 	wg       sync.WaitGroup
 }
+
+// errCommitterStopped is returned by submit after stop.
+var errCommitterStopped = errors.New("hookd is shutting down: the write was not accepted")
 
 type commitRequest[T, R any] struct {
 	items []T
@@ -27,7 +32,12 @@ type commitResponse[R any] struct {
 }
 
 func newCommitter[T, R any](maxItems int, commit func(context.Context, []T) ([]R, error)) *committer[T, R] {
-	return &committer[T, R]{in: make(chan *commitRequest[T, R], 4*maxItems), commit: commit, maxItems: maxItems}
+	return &committer[T, R]{
+		in:       make(chan *commitRequest[T, R], 4*maxItems),
+		quit:     make(chan struct{}),
+		commit:   commit,
+		maxItems: maxItems,
+	}
 }
 
 // start runs the commit loop until stop.
@@ -39,10 +49,10 @@ func (c *committer[T, R]) start(ctx context.Context) {
 	}()
 }
 
-// stop closes the input and waits until everything queued is committed. Nothing may be
-// submitted after stop.
+// stop waits until everything queued is committed and ends the commit loop. A submit
+// that comes after it fails with errCommitterStopped.
 func (c *committer[T, R]) stop() {
-	close(c.in)
+	close(c.quit)
 	c.wg.Wait()
 }
 
@@ -52,6 +62,8 @@ func (c *committer[T, R]) submit(ctx context.Context, items []T) ([]R, error) {
 	req := &commitRequest[T, R]{items: items, done: make(chan commitResponse[R], 1)}
 	select {
 	case c.in <- req:
+	case <-c.quit:
+		return nil, errCommitterStopped
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -59,6 +71,16 @@ func (c *committer[T, R]) submit(ctx context.Context, items []T) ([]R, error) {
 	select {
 	case resp := <-req.done:
 		return resp.results, resp.err
+	case <-c.quit:
+		// The loop commits what was queued before it ends, so wait for that answer; a
+		// request queued after the loop's last look gets none.
+		c.wg.Wait()
+		select {
+		case resp := <-req.done:
+			return resp.results, resp.err
+		default:
+			return nil, errCommitterStopped
+		}
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
@@ -66,9 +88,16 @@ func (c *committer[T, R]) submit(ctx context.Context, items []T) ([]R, error) {
 
 func (c *committer[T, R]) run(ctx context.Context) {
 	for {
-		first, ok := <-c.in
-		if !ok {
-			return
+		var first *commitRequest[T, R]
+		select {
+		case first = <-c.in:
+		case <-c.quit:
+			// Commit what is still queued, then end.
+			select {
+			case first = <-c.in:
+			default:
+				return
+			}
 		}
 		batch := []*commitRequest[T, R]{first}
 		count := len(first.items)
@@ -77,10 +106,7 @@ func (c *committer[T, R]) run(ctx context.Context) {
 	gather:
 		for count < c.maxItems {
 			select {
-			case req, ok := <-c.in:
-				if !ok {
-					break gather
-				}
+			case req := <-c.in:
 				batch = append(batch, req)
 				count += len(req.items)
 			default:

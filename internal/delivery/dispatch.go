@@ -90,10 +90,14 @@ func (e *Engine) claim(ctx context.Context, limit int, inFlight map[string]int) 
 	})
 }
 
+// leaseMargin is how much longer than the attempt timeout a claim lasts, for committing
+// the attempt's result. An attempt lost in a crash goes out again after Timeout plus this.
+const leaseMargin = 5 * time.Second
+
 // lease is how long a claimed delivery stays with this process: long enough for an
 // attempt and the commit of its result.
 func (e *Engine) lease() time.Duration {
-	return e.cfg.Timeout + 15*time.Second
+	return e.cfg.Timeout + leaseMargin
 }
 
 // untilNextDue returns how long until the earliest scheduled delivery is due, at most the

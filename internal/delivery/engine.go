@@ -70,7 +70,7 @@ type Config struct {
 	// again, when nothing wakes it earlier. Zero means DefaultPollInterval.
 	PollInterval time.Duration
 
-	// UserAgent is sent with every attempt.
+	// UserAgent is sent with every attempt. Empty means "hookd".
 	UserAgent string
 
 	// Retention is how long messages and attempt logs are kept. Zero means
@@ -129,6 +129,9 @@ func New(cfg Config) *Engine {
 	}
 	if cfg.PollInterval <= 0 {
 		cfg.PollInterval = DefaultPollInterval
+	}
+	if cfg.UserAgent == "" {
+		cfg.UserAgent = "hookd"
 	}
 	if cfg.Retention == 0 {
 		cfg.Retention = DefaultRetention

@@ -32,9 +32,13 @@ const Jitter = 0.2
 // Schedule is the list of delays between a failed attempt and the next one.
 type Schedule []time.Duration
 
-// ParseSchedule reads a comma-separated list of Go durations, such as "0s,5s,5m".
+// ParseSchedule reads a comma-separated list of Go durations, such as "0s,5s,5m", or
+// "none" for no retries at all.
 func ParseSchedule(s string) (Schedule, error) {
-	var sched Schedule
+	if strings.TrimSpace(s) == "none" {
+		return Schedule{}, nil
+	}
+	sched := Schedule{}
 	for i, part := range strings.Split(s, ",") {
 		d, err := time.ParseDuration(strings.TrimSpace(part))
 		if err != nil {
@@ -50,6 +54,9 @@ func ParseSchedule(s string) (Schedule, error) {
 
 // String returns the schedule in the form ParseSchedule reads.
 func (s Schedule) String() string {
+	if len(s) == 0 {
+		return "none"
+	}
 	parts := make([]string, len(s))
 	for i, d := range s {
 		parts[i] = d.String()
@@ -87,7 +94,7 @@ func parseRetryAfter(value string, now time.Time) time.Duration {
 	if value == "" {
 		return 0
 	}
-	// ParseInt returns the int64 limit of the sign with ErrRange for longer numbers.
+	// For a number beyond int64, ParseInt returns ErrRange with the largest or smallest int64.
 	if secs, err := strconv.ParseInt(value, 10, 64); err == nil || errors.Is(err, strconv.ErrRange) {
 		if secs > int64(math.MaxInt64/time.Second) {
 			// Beyond the range of time.Duration: the longest delay, not a wrapped value.
