@@ -20,6 +20,7 @@ import (
 	"github.com/hookd/hookd/internal/apikey"
 	"github.com/hookd/hookd/internal/delivery"
 	"github.com/hookd/hookd/internal/egress"
+	"github.com/hookd/hookd/internal/metrics"
 	"github.com/hookd/hookd/internal/store"
 	"github.com/hookd/hookd/internal/store/sqlite"
 )
@@ -133,11 +134,12 @@ func parseDeliveryOptions(d deliveryOptions) ([]netip.Prefix, delivery.Schedule,
 
 // newEngine builds the engine and the egress guard from options that parseDeliveryOptions
 // accepted.
-func newEngine(d deliveryOptions, allowed []netip.Prefix, schedule delivery.Schedule, st store.MessageStore, logger *slog.Logger) (*delivery.Engine, *egress.Guard) {
+func newEngine(d deliveryOptions, allowed []netip.Prefix, schedule delivery.Schedule, st store.MessageStore, logger *slog.Logger, m *metrics.Metrics) (*delivery.Engine, *egress.Guard) {
 	guard := egress.NewGuard(allowed)
 	cfg := delivery.Config{
 		Store:        st,
 		Logger:       logger.With("component", "delivery"),
+		Metrics:      m,
 		Transport:    delivery.NewTransport(guard.DialContext),
 		Timeout:      d.timeout,
 		Schedule:     schedule,
@@ -181,7 +183,8 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, opts serveOptions) 
 	}
 	defer st.Close()
 
-	engine, guard := newEngine(opts.delivery, allowed, schedule, st, logger)
+	m := metrics.New(st.QueueDepth, logger)
+	engine, guard := newEngine(opts.delivery, allowed, schedule, st, logger, m)
 
 	ln, err := net.Listen("tcp", opts.addr)
 	if err != nil {
@@ -200,6 +203,7 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, opts serveOptions) 
 		RateLimit:     opts.rateLimit,
 		RateBurst:     opts.rateBurst,
 		Publisher:     engine,
+		Metrics:       m,
 		Wake:          engine.Wake,
 		CheckURL:      guard.CheckURL,
 		SecretOverlap: opts.delivery.secretOverlap,

@@ -61,7 +61,9 @@ func (s *Server) observe(next http.Handler) http.Handler {
 					writeError(rec, info.correlationID, info.err)
 				}
 			}
-			s.logRequest(r, info, rec.status, time.Since(start))
+			elapsed := time.Since(start)
+			s.logRequest(r, info, rec.status, elapsed)
+			s.metrics.Request(info.route, r.Method, max(rec.status, http.StatusOK), elapsed)
 		}()
 
 		if s.draining.Load() {

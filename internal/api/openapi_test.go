@@ -130,6 +130,7 @@ func TestOpenAPIStatuses(t *testing.T) {
 		{"get", "/healthz", false, []string{"200", "503"}},
 		{"get", "/readyz", false, []string{"200", "503"}},
 		{"get", "/openapi.yaml", false, []string{"200", "503"}},
+		{"get", "/metrics", false, []string{"200", "404", "503"}},
 	}
 
 	doc := parseOpenAPI(t)

@@ -16,6 +16,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/hookd/hookd/internal/metrics"
 	"github.com/hookd/hookd/internal/store"
 )
 
@@ -64,6 +65,10 @@ type Config struct {
 	// SecretOverlap is how long a rotated-out secret keeps signing deliveries. Zero means
 	// DefaultSecretOverlap.
 	SecretOverlap time.Duration
+
+	// Metrics records request durations and is served at GET /metrics. Nil records
+	// nothing, and GET /metrics answers 404.
+	Metrics *metrics.Metrics
 }
 
 // Server is hookd's HTTP API server.
@@ -75,6 +80,7 @@ type Server struct {
 	wake          func()
 	checkURL      func(string) error
 	secretOverlap time.Duration
+	metrics       *metrics.Metrics
 	handler       http.Handler
 	http          *http.Server
 	draining      atomic.Bool
@@ -122,6 +128,7 @@ func New(cfg Config) *Server {
 		wake:          cfg.Wake,
 		checkURL:      cfg.CheckURL,
 		secretOverlap: cfg.SecretOverlap,
+		metrics:       cfg.Metrics,
 	}
 	if s.publisher == nil {
 		s.publisher = storePublisher{store: cfg.Store}
@@ -165,6 +172,7 @@ func (s *Server) Routes() []Route {
 		{Method: http.MethodGet, Path: "/healthz", access: public, handle: s.healthz},
 		{Method: http.MethodGet, Path: "/readyz", access: public, handle: s.readyz},
 		{Method: http.MethodGet, Path: "/openapi.yaml", access: public, handle: serveOpenAPI},
+		{Method: http.MethodGet, Path: "/metrics", access: public, handle: s.serveMetrics},
 	}
 }
 
@@ -244,6 +252,14 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("check store: %w", err)
 	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}
+
+func (s *Server) serveMetrics(w http.ResponseWriter, r *http.Request) error {
+	if s.metrics == nil {
+		return newError(http.StatusNotFound, "Metrics are not enabled on this server.")
+	}
+	s.metrics.Handler().ServeHTTP(w, r)
 	return nil
 }
 

@@ -16,6 +16,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hookd/hookd/internal/metrics"
 	"github.com/hookd/hookd/internal/store"
 )
 
@@ -79,6 +80,10 @@ type Config struct {
 
 	// RetentionInterval is how often expired data is deleted. Zero means once an hour.
 	RetentionInterval time.Duration
+
+	// Metrics receives counts and durations of publishes, commits and attempts. Nil
+	// records nothing.
+	Metrics *metrics.Metrics
 }
 
 // Engine delivers messages. Start it once and Stop it once.
@@ -239,23 +244,33 @@ func (e *Engine) Publish(ctx context.Context, msgs []store.NewMessage) ([]store.
 }
 
 func (e *Engine) commitPublish(ctx context.Context, msgs []store.NewMessage) ([]store.PublishResult, error) {
+	start := time.Now()
 	results, err := e.store.PublishMessages(context.WithoutCancel(ctx), msgs)
 	if err != nil {
 		return nil, err
 	}
+	e.cfg.Metrics.Commit("publish", len(msgs), time.Since(start))
+
+	accepted, queued := 0, false
 	for _, r := range results {
-		if r.Consumers > 0 && !r.Duplicate {
-			e.Wake()
-			break
+		if !r.Duplicate {
+			accepted++
+			queued = queued || r.Consumers > 0
 		}
+	}
+	e.cfg.Metrics.EventsAccepted(accepted)
+	if queued {
+		e.Wake()
 	}
 	return results, nil
 }
 
 func (e *Engine) commitAttempts(ctx context.Context, results []store.AttemptResult) ([]struct{}, error) {
+	start := time.Now()
 	if err := e.store.RecordAttempts(context.WithoutCancel(ctx), results); err != nil {
 		return nil, err
 	}
+	e.cfg.Metrics.Commit("record", len(results), time.Since(start))
 	e.Wake()
 	return make([]struct{}, len(results)), nil
 }

@@ -12,6 +12,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/hookd/hookd/internal/metrics"
 	"github.com/hookd/hookd/internal/store"
 	"github.com/hookd/hookd/signature"
 )
@@ -97,6 +98,7 @@ func (e *Engine) attempt(job store.Job) store.AttemptResult {
 	switch {
 	case errors.Is(err, errStopping):
 		result.Released = true
+		e.cfg.Metrics.Attempt(metrics.OutcomeReleased, 0, result.Duration, 0)
 		return result
 	case err != nil:
 		result.Error = err.Error()
@@ -106,6 +108,7 @@ func (e *Engine) attempt(job store.Job) store.AttemptResult {
 
 	if result.Success {
 		log.Debug("attempt succeeded", "status_code", status, "duration_ms", result.Duration.Milliseconds())
+		e.cfg.Metrics.Attempt(metrics.OutcomeSuccess, status, result.Duration, time.Since(job.Message.CreatedAt))
 		return result
 	}
 	log.Debug("attempt failed", "status_code", status, "error", result.Error, "duration_ms", result.Duration.Milliseconds())
@@ -113,6 +116,19 @@ func (e *Engine) attempt(job store.Job) store.AttemptResult {
 	if status == http.StatusGone {
 		result.DisableConsumer = "the consumer responded 410 Gone"
 		log.Warn("consumer disabled: it responded 410 Gone", "url", job.Consumer.URL)
+		e.cfg.Metrics.Attempt(metrics.OutcomeDisabled, status, result.Duration, 0)
+		e.cfg.Metrics.ConsumerDisabled("gone")
+		return result
+	}
+
+	// The store disables a consumer that has failed for too long in any case; deciding it
+	// here too, from the failure streak as of the claim, gives the log line and the metric.
+	if since := job.Consumer.FailingSince; e.cfg.DisableAfter > 0 && since != nil && start.Sub(*since) >= e.cfg.DisableAfter {
+		result.DisableConsumer = fmt.Sprintf("every attempt failed from %s to %s", since.UTC().Format(time.RFC3339), start.UTC().Format(time.RFC3339))
+		log.Warn("consumer disabled: every attempt failed for too long", "failing_since", since.UTC().Format(time.RFC3339),
+			"disable_after", e.cfg.DisableAfter.String())
+		e.cfg.Metrics.Attempt(metrics.OutcomeDisabled, status, result.Duration, 0)
+		e.cfg.Metrics.ConsumerDisabled("failing")
 		return result
 	}
 
@@ -123,11 +139,13 @@ func (e *Engine) attempt(job store.Job) store.AttemptResult {
 	delay, ok := e.cfg.Schedule.next(attemptNumber, retryAfter)
 	if !ok {
 		log.Warn("delivery failed: retry schedule exhausted", "attempts", attemptNumber, "error", result.Error)
+		e.cfg.Metrics.Attempt(metrics.OutcomeFailure, status, result.Duration, 0)
 		return result
 	}
 	next := time.Now().Add(delay)
 	result.NextAttemptAt = &next
 	log.Info("retry scheduled", "retry_in", delay.Round(time.Millisecond).String(), "error", result.Error)
+	e.cfg.Metrics.Attempt(metrics.OutcomeRetry, status, result.Duration, 0)
 	return result
 }
 

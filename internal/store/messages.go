@@ -232,6 +232,10 @@ type MessageStore interface {
 	// or false when there is none.
 	NextDue(ctx context.Context) (time.Time, bool, error)
 
+	// QueueDepth counts the pending deliveries of enabled consumers that are due at now,
+	// and those due later (scheduled retries and attempts in flight).
+	QueueDepth(ctx context.Context, now time.Time) (due, scheduled int, err error)
+
 	// ListConsumerMessages returns a consumer's messages with their delivery state, newest
 	// first by publish order, or ErrNotFound when the consumer does not belong to the
 	// client.

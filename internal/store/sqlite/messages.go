@@ -414,6 +414,15 @@ ORDER BY d.next_attempt_at LIMIT 1`).Scan(&next)
 	return fromMillis(next.Int64), true, nil
 }
 
+// QueueDepth implements store.Store.
+func (s *Store) QueueDepth(ctx context.Context, now time.Time) (due, scheduled int, err error) {
+	err = s.reader.QueryRowContext(ctx, `
+SELECT coalesce(sum(d.next_attempt_at <= ?), 0), coalesce(sum(d.next_attempt_at > ?), 0)
+FROM deliveries d JOIN consumers c ON c.id = d.consumer_id
+WHERE d.next_attempt_at IS NOT NULL AND c.disabled = 0`, millis(now), millis(now)).Scan(&due, &scheduled)
+	return due, scheduled, wrap("queue depth", err)
+}
+
 // messageColumns are the columns messageDest reads, in its order.
 const messageColumns = "id, client_id, event_type, generated_date, body, created_at"
 

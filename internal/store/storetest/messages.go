@@ -63,6 +63,7 @@ var messageTests = []storeTest{
 	{"RecoverMessages", testRecoverMessages},
 	{"DeleteExpired", testDeleteExpired},
 	{"DeleteExpiredLimit", testDeleteExpiredLimit},
+	{"QueueDepth", testQueueDepth},
 }
 
 func testConsumerMatches(t *testing.T, s store.Store) {
@@ -2142,4 +2143,39 @@ func checkOptionalTime(t *testing.T, label string, got, want *time.Time) {
 	case !got.Equal(*want):
 		t.Errorf("%s = %v, want %v", label, *got, *want)
 	}
+}
+
+func testQueueDepth(t *testing.T, s store.Store) {
+	ctx := t.Context()
+	check := func(when string, now time.Time, wantDue, wantScheduled int) {
+		t.Helper()
+		due, scheduled, err := s.QueueDepth(ctx, now)
+		if err != nil {
+			t.Fatalf("QueueDepth %s: %v", when, err)
+		}
+		if due != wantDue || scheduled != wantScheduled {
+			t.Errorf("QueueDepth %s = %d due, %d scheduled; want %d, %d", when, due, scheduled, wantDue, wantScheduled)
+		}
+	}
+	check("on an empty store", baseTime, 0, 0)
+
+	client := mustClient(t, s, "acme")
+	active := mustCreateConsumer(t, s, newSignedConsumer(t, client.ID, syncEvent))
+	paused := mustCreateConsumer(t, s, newSignedConsumer(t, client.ID, readsEvent))
+	publishMany(t, s, client.ID, syncEvent, 3)
+	publishMany(t, s, client.ID, readsEvent, 2)
+	check("after publishing", baseTime, 5, 0)
+
+	if _, err := s.UpdateConsumer(ctx, client.ID, paused.ID, store.ConsumerUpdate{Disabled: new(true)}); err != nil {
+		t.Fatalf("UpdateConsumer to disable: %v", err)
+	}
+	check("with one consumer disabled", baseTime, 3, 0)
+
+	// Claimed deliveries wait for their lease to expire, so they count as scheduled.
+	jobs, err := s.ClaimDeliveries(ctx, store.ClaimRequest{Now: baseTime, Limit: 1, DefaultSlots: 1, Lease: testLease})
+	if err != nil || len(jobs) != 1 || jobs[0].Consumer.ID != active.ID {
+		t.Fatalf("ClaimDeliveries = %d jobs, %v; want one job of the active consumer", len(jobs), err)
+	}
+	check("with one delivery claimed", baseTime, 2, 1)
+	check("after the lease expired", baseTime.Add(testLease), 3, 0)
 }
