@@ -121,31 +121,32 @@ func (e *Engine) attempt(job store.Job) store.AttemptResult {
 		return result
 	}
 
-	// The store disables a consumer that has failed for too long in any case; deciding it
-	// here too, from the failure streak as of the claim, gives the log line and the metric.
-	if since := job.Consumer.FailingSince; e.cfg.DisableAfter > 0 && since != nil && start.Sub(*since) >= e.cfg.DisableAfter {
-		result.DisableConsumer = fmt.Sprintf("every attempt failed from %s to %s", since.UTC().Format(time.RFC3339), start.UTC().Format(time.RFC3339))
-		log.Warn("consumer disabled: every attempt failed for too long", "failing_since", since.UTC().Format(time.RFC3339),
-			"disable_after", e.cfg.DisableAfter.String())
-		e.cfg.Metrics.Attempt(metrics.OutcomeDisabled, status, result.Duration, 0)
-		e.cfg.Metrics.ConsumerDisabled("failing")
-		return result
-	}
-
 	var retryAfter time.Duration
 	if status == http.StatusTooManyRequests || status == http.StatusServiceUnavailable {
 		retryAfter = parseRetryAfter(respHeader.Get("Retry-After"), time.Now())
 	}
 	delay, ok := e.cfg.Schedule.next(attemptNumber, retryAfter)
-	if !ok {
+	outcome := metrics.OutcomeRetry
+	if ok {
+		next := time.Now().Add(delay)
+		result.NextAttemptAt = &next
+		log.Info("retry scheduled", "retry_in", delay.Round(time.Millisecond).String(), "error", result.Error)
+	} else {
+		outcome = metrics.OutcomeFailure
 		log.Warn("delivery failed: retry schedule exhausted", "attempts", attemptNumber, "error", result.Error)
-		e.cfg.Metrics.Attempt(metrics.OutcomeFailure, status, result.Duration, 0)
-		return result
 	}
-	next := time.Now().Add(delay)
-	result.NextAttemptAt = &next
-	log.Info("retry scheduled", "retry_in", delay.Round(time.Millisecond).String(), "error", result.Error)
-	e.cfg.Metrics.Attempt(metrics.OutcomeRetry, status, result.Duration, 0)
+
+	// The store disables a consumer that has failed for too long in any case. Deciding it
+	// here too, from the failure streak as of the claim, gives the log line and the metric.
+	// The retry stays scheduled, for when the consumer is enabled again.
+	if since := job.Consumer.FailingSince; e.cfg.DisableAfter > 0 && since != nil && start.Sub(*since) >= e.cfg.DisableAfter {
+		result.DisableConsumer = fmt.Sprintf("every attempt failed from %s to %s", since.UTC().Format(time.RFC3339), start.UTC().Format(time.RFC3339))
+		log.Warn("consumer disabled: every attempt failed for too long", "failing_since", since.UTC().Format(time.RFC3339),
+			"disable_after", e.cfg.DisableAfter.String())
+		e.cfg.Metrics.ConsumerDisabled("failing")
+		outcome = metrics.OutcomeDisabled
+	}
+	e.cfg.Metrics.Attempt(outcome, status, result.Duration, 0)
 	return result
 }
 

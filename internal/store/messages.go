@@ -120,7 +120,9 @@ type AttemptResult struct {
 	Success      bool
 
 	// NextAttemptAt is when to retry; nil when the delivery is finished (success, or
-	// failure with the schedule exhausted).
+	// failure with the schedule exhausted or after 410 Gone). A delivery with a retry stays
+	// pending even when DisableConsumer disables its consumer, and goes out when the
+	// consumer is enabled again.
 	NextAttemptAt *time.Time
 
 	// DisableConsumer, when not empty, disables the consumer with this reason.

@@ -349,7 +349,7 @@ func (r *recorder) updateDelivery(res store.AttemptResult, now int64) error {
 	if !res.Success {
 		failed = 1
 		status = store.StatusFailure
-		if res.NextAttemptAt != nil && res.DisableConsumer == "" {
+		if res.NextAttemptAt != nil {
 			status = store.StatusAttempting
 		}
 	}
