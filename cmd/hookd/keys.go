@@ -66,7 +66,7 @@ stores a hash of it. A new key works at once, also while a server is running.`,
 			if created {
 				fmt.Fprintf(out, "Created client %q.\n", client)
 			}
-			fmt.Fprintf(out, "Created %s key %s for client %q. It is shown only now.\n", accessName(readOnly), key.ID, client)
+			fmt.Fprintf(out, "Created %s key %s for client %q in %s. It is shown only now.\n", accessName(readOnly), key.ID, client, st.Path())
 			fmt.Fprintf(out, "Authorization header: %s\n", apikey.Header(key.Raw))
 			fmt.Fprintln(out, key.Raw)
 			return nil

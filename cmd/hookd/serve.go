@@ -222,6 +222,12 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, opts serveOptions) 
 	go func() { served <- srv.Serve(ln) }()
 	logger.Info("hookd started", "version", version, "url", baseURL, "database", st.Path(),
 		"allowed_destinations", fmt.Sprint(guard.Allowed()))
+	for _, p := range guard.Allowed() {
+		if p.Bits() == 0 {
+			logger.Warn("deliveries may reach every address, including this machine, its private network and cloud metadata services",
+				"allowed_destination", p.String())
+		}
+	}
 
 	select {
 	case err := <-served:

@@ -276,6 +276,9 @@ func (s *Server) resendMessage(w http.ResponseWriter, r *http.Request) error {
 
 	err = s.store.ResendMessage(r.Context(), credential(r).Client.ID, id, consumerID, time.Now())
 	if errors.Is(err, store.ErrNotFound) {
+		if _, getErr := s.store.GetMessage(r.Context(), credential(r).Client.ID, id); errors.Is(getErr, store.ErrNotFound) {
+			return messageNotFound(id)
+		}
 		return newError(http.StatusNotFound,
 			"Message %q was never sent to consumer %q of this client. GET /messages/%s lists the consumers it went to.", id, consumerID, id)
 	}

@@ -60,7 +60,7 @@ func readBody(body io.Reader) ([]byte, *apiError) {
 func decodeJSONBody(body []byte, v any) *apiError {
 	if len(bytes.Trim(body, jsonWhitespace)) == 0 {
 		return invalid(item("body", "required",
-			`The request body is missing. Send a JSON object such as {"url": "https://example.com/webhook", "eventTypes": ["company.created"]}.`))
+			"The request body is missing. Send a JSON object with this operation's fields; GET /openapi.yaml lists them."))
 	}
 
 	dec := json.NewDecoder(bytes.NewReader(body))
@@ -128,6 +128,10 @@ func item(field, validator, message string) validationItem {
 func decodePrototype(body []byte) (consumerInput, *apiError) {
 	var raw map[string]json.RawMessage
 	if apiErr := decodeJSONBody(body, &raw); apiErr != nil {
+		if apiErr.validation[0].ValidatorName == "required" {
+			return consumerInput{}, invalid(item("body", "required",
+				`The request body is missing. Send a JSON object such as {"url": "https://example.com/webhook", "eventTypes": ["company.created"]}.`))
+		}
 		return consumerInput{}, apiErr
 	}
 

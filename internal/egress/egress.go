@@ -148,7 +148,7 @@ func (e *BlockedError) Error() string {
 		cause = fmt.Sprintf("it embeds the IPv4 address %s (%s) and %s", e.Embedded, e.Translation, cause)
 	}
 	single := netip.PrefixFrom(blocked.WithZone(""), blocked.BitLen())
-	if e.Range == single {
+	if e.Range.IsSingleIP() || e.Range == single {
 		return fmt.Sprintf("destination %s is blocked because %s. To allow it, start hookd with --%s %s",
 			e.Addr, cause, FlagName, e.Range)
 	}
