@@ -106,7 +106,7 @@ func (s *Server) listConsumerMessages(w http.ResponseWriter, r *http.Request) er
 	}
 	filter.ConsumerID = id
 
-	// One more than a page tells whether another page follows.
+	// Reading one more than a page shows whether another page follows.
 	page := filter.Limit
 	filter.Limit++
 	list, err := s.store.ListConsumerMessages(r.Context(), credential(r).Client.ID, filter)

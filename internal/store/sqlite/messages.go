@@ -366,7 +366,7 @@ WHERE id = ?`,
 }
 
 // updateConsumer tracks how long the consumer has been failing, and disables it when the
-// result asks for that or when it has failed for too long.
+// result sets DisableConsumer or when it has failed for too long.
 func (r *recorder) updateConsumer(res store.AttemptResult) error {
 	id := res.Job.Consumer.ID
 	if res.Success {
