@@ -33,7 +33,8 @@ func newRootCommand() *cobra.Command {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServeCommand(), newKeysCommand(), newClientsCommand(), newReceiveCommand())
+	root.AddCommand(newServeCommand(), newKeysCommand(), newClientsCommand(), newReceiveCommand(),
+		newConsumersCommand(), newEventsCommand(), newMessagesCommand())
 	return root
 }
 
