@@ -217,7 +217,7 @@ func statusLine(status int) string {
 	return fmt.Sprintf("status %d", status)
 }
 
-// rejectMissingSubcommand is the RunE of the API command groups. Without it, cobra prints
+// rejectMissingSubcommand is the RunE of the command groups. Without it, cobra prints
 // the help of a group called without a known subcommand and exits with 0.
 func rejectMissingSubcommand(cmd *cobra.Command, args []string) error {
 	if len(args) == 0 {

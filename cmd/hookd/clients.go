@@ -13,6 +13,7 @@ func newClientsCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "clients",
 		Short: "Suspend and resume clients",
+		RunE:  rejectMissingSubcommand,
 	}
 	cmd.AddCommand(
 		newClientStateCommand("suspend", "Suspend a client: its requests fail with 402 until it is resumed", true),
