@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/base64"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -71,8 +72,12 @@ func WithSecurity(authHeader string) Option {
 }
 
 // WithAPIKey sets the Authorization header to "Basic " followed by the standard base64
-// encoding of the raw API key, the form that hookd and Codat expect.
+// encoding of the raw API key, the form that hookd and Codat expect. An empty key sends
+// no Authorization header, so that the server reports the key as missing.
 func WithAPIKey(rawKey string) Option {
+	if rawKey == "" {
+		return WithSecurity("")
+	}
 	return WithSecurity("Basic " + base64.StdEncoding.EncodeToString([]byte(rawKey)))
 }
 
@@ -260,7 +265,9 @@ func (c *Client) sendOnce(req *http.Request, body []byte) (*response, error) {
 func parseServerURL(serverURL string) (*url.URL, error) {
 	u, err := url.Parse(serverURL)
 	if err != nil {
-		return nil, fmt.Errorf("invalid server URL %q: %w", serverURL, err)
+		// The parse error is not wrapped: it describes the text, not a failed connection.
+		return nil, fmt.Errorf("invalid server URL %q: use an absolute http or https URL such as %s (%v)",
+			serverURL, DefaultServerURL, errors.Unwrap(err))
 	}
 	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
 		return nil, fmt.Errorf("invalid server URL %q: use an absolute http or https URL such as %s", serverURL, DefaultServerURL)

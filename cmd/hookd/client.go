@@ -182,6 +182,17 @@ func (c *apiClient) fail(err error) error {
 		return errors.New(errorMessageText(em))
 	}
 
+	// A status the operation does not declare still carries an ErrorMessage from hookd,
+	// for example a 404 for a --url with a wrong path.
+	var sdkErr *sdk.SDKError
+	if errors.As(err, &sdkErr) {
+		var body sdk.ErrorMessage
+		if json.Unmarshal(sdkErr.Body, &body) == nil && body.CorrelationID != "" {
+			body.HTTPStatus = sdkErr.StatusCode
+			return errors.New(errorMessageText(&body) + fmt.Sprintf("\nCheck --url or %s: %s", envURL, c.serverURL))
+		}
+	}
+
 	text := strings.TrimPrefix(err.Error(), "hookd: ")
 	var urlErr *url.Error
 	if errors.As(err, &urlErr) && !errors.Is(err, context.Canceled) {

@@ -184,6 +184,10 @@ func messageFilter(r *http.Request) (store.MessageFilter, *apiError) {
 		}
 	}
 
+	if !f.Since.IsZero() && !f.Until.IsZero() && !f.Until.After(f.Since) {
+		errs = append(errs, item("until", "range", "until must be after since."))
+	}
+
 	if len(errs) > 0 {
 		return f, invalid(errs...)
 	}
@@ -280,7 +284,7 @@ func (s *Server) resendMessage(w http.ResponseWriter, r *http.Request) error {
 			return messageNotFound(id)
 		}
 		return newError(http.StatusNotFound,
-			"Message %q was never sent to consumer %q of this client. GET /messages/%s lists the consumers it went to.", id, consumerID, id)
+			"Message %q has no delivery to consumer %q: the consumer does not exist, or the message never went to it. GET /messages/%s lists the consumers it went to.", id, consumerID, id)
 	}
 	if err != nil {
 		return err
