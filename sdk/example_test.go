@@ -2,6 +2,7 @@ package sdk_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log"
 
@@ -81,4 +82,32 @@ func ExampleWebhooks_ListConsumers() {
 		fmt.Println(consumer.ID, consumer.URL, consumer.EventTypes)
 	}
 	// Output: 8a210b68-6988-11ed-a1eb-0242ac120002 https://example.com/webhook-consumer [DataSyncCompleted]
+}
+
+// Errors that the server declares for an operation arrive as *sdk.ErrorMessage, with the
+// fields of the response body. Here the URL is invalid and retries are turned off.
+func ExampleErrorMessage() {
+	hookd := startExampleServer()
+	defer hookd.Close()
+
+	s := sdk.New(
+		sdk.WithServerURL(hookd.URL),
+		sdk.WithSecurity(hookd.AuthHeader),
+	)
+
+	_, err := s.Webhooks.CreateConsumer(context.Background(), sdk.WebhookConsumerPrototype{
+		EventTypes: []string{"company.created"},
+		URL:        "ftp://example.com/webhook-consumer",
+	}, sdk.WithRetries(sdk.RetryConfig{Strategy: sdk.StrategyNone}))
+
+	var em *sdk.ErrorMessage
+	if errors.As(err, &em) {
+		fmt.Println(em.HTTPStatus, em.CanBeRetried)
+		for _, item := range em.Validation.Errors {
+			fmt.Println(item.ItemID, item.ValidatorName)
+		}
+	}
+	// Output:
+	// 400 False
+	// url url
 }
