@@ -23,13 +23,13 @@ func newClientsCommand() *cobra.Command {
 }
 
 func newClientStateCommand(verb, short string, suspend bool) *cobra.Command {
-	var dataDir string
+	var storeOpts storeFlags
 	cmd := &cobra.Command{
 		Use:   verb + " NAME",
 		Short: short,
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := openExistingStore(cmd.Context(), dataDir)
+			st, err := openExistingStore(cmd.Context(), &storeOpts)
 			if err != nil {
 				return err
 			}
@@ -50,6 +50,6 @@ func newClientStateCommand(verb, short string, suspend bool) *cobra.Command {
 			return nil
 		},
 	}
-	addDataFlag(cmd, &dataDir)
+	addStoreFlags(cmd, &storeOpts)
 	return cmd
 }

@@ -24,9 +24,9 @@ func newKeysCommand() *cobra.Command {
 
 func newKeysCreateCommand() *cobra.Command {
 	var (
-		dataDir  string
-		client   string
-		readOnly bool
+		storeOpts storeFlags
+		client    string
+		readOnly  bool
 	)
 	cmd := &cobra.Command{
 		Use:   "create --client NAME [--read-only]",
@@ -44,7 +44,7 @@ stores a hash of it. A new key works at once, also while a server is running.`,
 				return fmt.Errorf("--client is %d bytes long; the maximum is 128", len(client))
 			}
 
-			st, err := openStore(cmd.Context(), dataDir)
+			st, err := openStore(cmd.Context(), &storeOpts)
 			if err != nil {
 				return err
 			}
@@ -67,26 +67,26 @@ stores a hash of it. A new key works at once, also while a server is running.`,
 			if created {
 				fmt.Fprintf(out, "Created client %q.\n", client)
 			}
-			fmt.Fprintf(out, "Created %s key %s for client %q in %s. It is shown only now.\n", accessName(readOnly), key.ID, client, st.Path())
+			fmt.Fprintf(out, "Created %s key %s for client %q in %s. It is shown only now.\n", accessName(readOnly), key.ID, client, st.location)
 			fmt.Fprintf(out, "Authorization header: %s\n", apikey.Header(key.Raw))
 			fmt.Fprintln(out, key.Raw)
 			return nil
 		},
 	}
-	addDataFlag(cmd, &dataDir)
+	addStoreFlags(cmd, &storeOpts)
 	cmd.Flags().StringVar(&client, "client", "", "name of the client the key belongs to (required)")
 	cmd.Flags().BoolVar(&readOnly, "read-only", false, "create a key that can list consumers but not create or delete them")
 	return cmd
 }
 
 func newKeysListCommand() *cobra.Command {
-	var dataDir string
+	var storeOpts storeFlags
 	cmd := &cobra.Command{
 		Use:   "list",
 		Short: "List API keys with their clients",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := openExistingStore(cmd.Context(), dataDir)
+			st, err := openExistingStore(cmd.Context(), &storeOpts)
 			if err != nil {
 				return err
 			}
@@ -108,18 +108,18 @@ func newKeysListCommand() *cobra.Command {
 			return tw.Flush()
 		},
 	}
-	addDataFlag(cmd, &dataDir)
+	addStoreFlags(cmd, &storeOpts)
 	return cmd
 }
 
 func newKeysRevokeCommand() *cobra.Command {
-	var dataDir string
+	var storeOpts storeFlags
 	cmd := &cobra.Command{
 		Use:   "revoke KEY_ID",
 		Short: "Revoke an API key; requests with it fail with 401 from then on",
 		Args:  cobra.ExactArgs(1),
 		RunE: func(cmd *cobra.Command, args []string) error {
-			st, err := openExistingStore(cmd.Context(), dataDir)
+			st, err := openExistingStore(cmd.Context(), &storeOpts)
 			if err != nil {
 				return err
 			}
@@ -141,7 +141,7 @@ func newKeysRevokeCommand() *cobra.Command {
 			return nil
 		},
 	}
-	addDataFlag(cmd, &dataDir)
+	addStoreFlags(cmd, &storeOpts)
 	return cmd
 }
 

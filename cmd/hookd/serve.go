@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"net/netip"
 	"os"
@@ -22,7 +23,6 @@ import (
 	"github.com/hookd/hookd/internal/egress"
 	"github.com/hookd/hookd/internal/metrics"
 	"github.com/hookd/hookd/internal/store"
-	"github.com/hookd/hookd/internal/store/sqlite"
 )
 
 // Defaults of hookd serve.
@@ -33,7 +33,8 @@ const (
 
 type serveOptions struct {
 	addr            string
-	dataDir         string
+	store           storeFlags
+	maxConns        int
 	rateLimit       float64
 	rateBurst       int
 	logFormat       string
@@ -59,7 +60,9 @@ func newServeCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Run the hookd API server",
-		Long: `Run the hookd API server on the embedded SQLite store in the data folder.
+		Long: `Run the hookd API server and the delivery engine on the embedded SQLite store in
+the data folder, or on the PostgreSQL database that --database names. Any number of
+servers may share one PostgreSQL database.
 
 On its first start with an empty store, serve creates the client "default" with one API
 key and prints the key once on standard output. Logs go to standard error.
@@ -72,7 +75,9 @@ SIGINT or SIGTERM stops accepting connections, lets requests in flight finish an
 
 	f := cmd.Flags()
 	f.StringVar(&opts.addr, "addr", envDefault("HOOKD_ADDR", defaultAddr), "address to listen on, host:port (env HOOKD_ADDR)")
-	addDataFlag(cmd, &opts.dataDir)
+	addStoreFlags(cmd, &opts.store)
+	f.IntVar(&opts.maxConns, "database-max-conns", 0,
+		fmt.Sprintf("maximum number of connections to PostgreSQL; 0 means the URL's pool_max_conns, or %d without it", defaultServeMaxConns))
 	f.Float64Var(&opts.rateLimit, "rate-limit", envFloat("HOOKD_RATE_LIMIT", api.DefaultRateLimit),
 		"requests per second allowed to each client; 0 disables rate limiting (env HOOKD_RATE_LIMIT)")
 	f.IntVar(&opts.rateBurst, "rate-burst", 0,
@@ -169,6 +174,9 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, opts serveOptions) 
 	if opts.rateBurst < 0 {
 		return fmt.Errorf("invalid --rate-burst %d: use a positive number of requests, or 0 for the default", opts.rateBurst)
 	}
+	if opts.maxConns < 0 || opts.maxConns > math.MaxInt32 {
+		return fmt.Errorf("invalid --database-max-conns %d: use a positive number of connections, or 0 for the default", opts.maxConns)
+	}
 
 	// The delivery options are checked before the store is opened, because opening it
 	// creates the data folder and the database.
@@ -177,9 +185,9 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, opts serveOptions) 
 		return err
 	}
 
-	st, err := sqlite.Open(ctx, opts.dataDir, sqlite.Options{})
+	st, err := openServeStore(ctx, &opts.store, opts.maxConns)
 	if err != nil {
-		return fmt.Errorf("open store in %s: %w", opts.dataDir, err)
+		return err
 	}
 	defer st.Close()
 
@@ -220,7 +228,7 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, opts serveOptions) 
 	engine.Start(context.WithoutCancel(ctx))
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve(ln) }()
-	logger.Info("hookd started", "version", version, "url", baseURL, "database", st.Path(),
+	logger.Info("hookd started", "version", version, "url", baseURL, "store", st.backend, "database", st.location,
 		"allowed_destinations", fmt.Sprint(guard.Allowed()))
 	for _, p := range guard.Allowed() {
 		if p.Bits() == 0 {

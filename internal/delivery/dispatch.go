@@ -41,9 +41,10 @@ func (e *Engine) dispatch(ctx context.Context) {
 			case ctx.Err() != nil:
 				return
 			case err != nil:
-				e.logger.Warn("claim deliveries failed", "error", err, "retry_in", claimRetryDelay.String())
+				e.claimOutage.failed(err, claimRetryDelay)
 				wait = claimRetryDelay
 			default:
+				e.claimOutage.succeeded()
 				for _, job := range jobs {
 					busy++
 					inFlight[job.Consumer.ID]++

@@ -100,6 +100,11 @@ type Engine struct {
 	finished chan string
 	jobs     chan store.Job
 
+	// claimOutage and recordOutage log failed claims and records while the store is
+	// unavailable, without a line for every retry.
+	claimOutage  *outageLog
+	recordOutage *outageLog
+
 	// sendCtx is the parent of every attempt's context; Stop cancels it when in-flight
 	// attempts outlast the shutdown deadline.
 	sendCtx    context.Context
@@ -159,6 +164,8 @@ func New(cfg Config) *Engine {
 			CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse },
 		},
 	}
+	e.claimOutage = newOutageLog(cfg.Logger, "claim deliveries")
+	e.recordOutage = newOutageLog(cfg.Logger, "record attempt")
 	e.publish = newCommitter(maxCommitItems, e.commitPublish)
 	e.record = newCommitter(maxCommitItems, e.commitAttempts)
 	return e

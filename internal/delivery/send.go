@@ -55,19 +55,20 @@ func (e *Engine) work() {
 // logged, and its delivery must not stay leased. Once the engine is stopping it tries only
 // once more; if that fails, the lease expiring makes the delivery go out again.
 func (e *Engine) save(result store.AttemptResult) {
-	log := e.logger.With("message_id", result.Job.Message.ID, "consumer_id", result.Job.Consumer.ID)
 	for {
 		// The record committer runs until every worker has returned, so this cannot block
 		// forever. It does not use sendCtx, because Stop cancels that to cut attempts short.
 		_, err := e.record.submit(context.Background(), []store.AttemptResult{result})
 		if err == nil {
+			e.recordOutage.succeeded()
 			return
 		}
 		if e.sendCtx.Err() != nil {
-			log.Warn("attempt result not recorded while stopping; the delivery goes out again when its lease expires", "error", err)
+			e.logger.Warn("attempt result not recorded while stopping; the delivery goes out again when its lease expires",
+				"message_id", result.Job.Message.ID, "consumer_id", result.Job.Consumer.ID, "error", err)
 			return
 		}
-		log.Warn("record attempt failed", "error", err, "retry_in", recordRetryDelay.String())
+		e.recordOutage.failed(err, recordRetryDelay, "message_id", result.Job.Message.ID, "consumer_id", result.Job.Consumer.ID)
 		select {
 		case <-time.After(recordRetryDelay):
 		case <-e.sendCtx.Done():

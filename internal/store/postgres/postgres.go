@@ -84,6 +84,10 @@ type Store struct {
 
 var _ store.Store = (*Store)(nil)
 
+// DefaultConnectTimeout bounds the opening of one connection when the URL sets no
+// connect_timeout.
+const DefaultConnectTimeout = 5 * time.Second
+
 // Open connects to the database at databaseURL, a postgres:// URL or a key=value
 // connection string as libpq accepts it, and applies pending schema migrations. The
 // database must exist. The tables are created in the first schema of the connection's
@@ -109,6 +113,12 @@ func Open(ctx context.Context, databaseURL string, opts Options) (*Store, error)
 	}
 	if opts.MaxConnIdleTime > 0 {
 		config.MaxConnIdleTime = opts.MaxConnIdleTime
+	}
+
+	// Without connect_timeout in the URL, a host that drops packets would hold every new
+	// connection for the operating system's TCP timeout, often more than a minute.
+	if config.ConnConfig.ConnectTimeout == 0 {
+		config.ConnConfig.ConnectTimeout = DefaultConnectTimeout
 	}
 
 	params := config.ConnConfig.RuntimeParams
