@@ -205,6 +205,29 @@ type ConsumerUpdate struct {
 	Disabled       *bool
 }
 
+// Apply returns c with u's changes. Enabling a disabled consumer clears DisabledReason and
+// FailingSince, so that a consumer hookd disabled starts afresh. Backends call it inside
+// the transaction that writes the result.
+func (u ConsumerUpdate) Apply(c Consumer) Consumer {
+	if u.URL != nil {
+		c.URL = *u.URL
+	}
+	if u.EventTypes != nil {
+		c.EventTypes = u.EventTypes
+	}
+	if u.SetCompanyTags {
+		c.CompanyTags = u.CompanyTags
+	}
+	if u.Disabled != nil {
+		if c.Disabled && !*u.Disabled {
+			c.DisabledReason = ""
+			c.FailingSince = nil
+		}
+		c.Disabled = *u.Disabled
+	}
+	return c
+}
+
 // MessageDetail is a message with its delivery to each consumer.
 type MessageDetail struct {
 	Message    Message

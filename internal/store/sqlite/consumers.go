@@ -130,22 +130,7 @@ func (s *Store) UpdateConsumer(ctx context.Context, clientID, consumerID string,
 			return err
 		}
 
-		if u.URL != nil {
-			c.URL = *u.URL
-		}
-		if u.EventTypes != nil {
-			c.EventTypes = u.EventTypes
-		}
-		if u.SetCompanyTags {
-			c.CompanyTags = u.CompanyTags
-		}
-		if u.Disabled != nil {
-			if c.Disabled && !*u.Disabled {
-				c.DisabledReason = ""
-				c.FailingSince = nil
-			}
-			c.Disabled = *u.Disabled
-		}
+		c = u.Apply(c)
 		c.UpdatedAt = time.Now().UTC().Truncate(time.Millisecond)
 
 		eventTypes, tags, err := encodeConsumerLists(c)
