@@ -18,21 +18,79 @@ import (
 	"testing"
 	"time"
 
+	// The pgx driver of database/sql reaches the PostgreSQL test databases in openRaw.
+	_ "github.com/jackc/pgx/v5/stdlib"
+
 	"github.com/hookd/hookd/internal/apikey"
 	"github.com/hookd/hookd/internal/store"
+	"github.com/hookd/hookd/internal/store/postgres"
+	"github.com/hookd/hookd/internal/store/postgres/pgtest"
 	"github.com/hookd/hookd/internal/store/sqlite"
 )
 
-// testServer is a Server listening on a loopback port, over a real SQLite store in a
-// temporary folder.
+// testServer is a Server listening on a loopback port, over a real store of one of the
+// backends.
 type testServer struct {
-	t      *testing.T
-	dir    string
-	store  *sqlite.Store
-	server *Server
-	url    string
-	logs   *syncBuffer
-	done   chan error
+	t        *testing.T
+	backend  backend
+	location string
+	store    store.Store
+	server   *Server
+	url      string
+	logs     *syncBuffer
+	done     chan error
+}
+
+// backend is a store implementation that the HTTP tests run against.
+type backend struct {
+	name string
+
+	// newStorage returns the location of new empty storage: a temporary folder for SQLite,
+	// the URL of a new database for PostgreSQL.
+	newStorage func(t *testing.T) string
+
+	// open opens a store on location. A positive lockTimeout bounds how long a write waits
+	// for a lock that another connection holds, and zero means the backend's default.
+	open func(ctx context.Context, location string, lockTimeout time.Duration) (store.Store, error)
+
+	// rawDriver and rawSource are the database/sql driver name and data source name with
+	// which a test opens the storage at a location directly, bypassing hookd's store.
+	rawDriver string
+	rawSource func(location string) string
+}
+
+var backends = []backend{
+	{
+		name:       "sqlite",
+		newStorage: func(t *testing.T) string { return t.TempDir() },
+		open: func(ctx context.Context, dir string, lockTimeout time.Duration) (store.Store, error) {
+			return sqlite.Open(ctx, dir, sqlite.Options{BusyTimeout: lockTimeout})
+		},
+		rawDriver: "sqlite",
+		rawSource: func(dir string) string {
+			return "file:" + filepath.Join(dir, sqlite.FileName) + "?_busy_timeout=5000"
+		},
+	},
+	{
+		name: "postgres",
+		// pgtest skips the test without HOOKD_TEST_DATABASE_URL, or fails it when
+		// HOOKD_REQUIRE_POSTGRES is 1.
+		newStorage: func(t *testing.T) string { return pgtest.NewDatabase(t) },
+		open: func(ctx context.Context, databaseURL string, lockTimeout time.Duration) (store.Store, error) {
+			return postgres.Open(ctx, databaseURL, postgres.Options{LockTimeout: lockTimeout})
+		},
+		rawDriver: "pgx",
+		rawSource: func(databaseURL string) string { return databaseURL },
+	},
+}
+
+// forEachBackend runs test once per backend, each time in a subtest named after the
+// backend.
+func forEachBackend(t *testing.T, test func(t *testing.T, b backend)) {
+	t.Helper()
+	for _, b := range backends {
+		t.Run(b.name, func(t *testing.T) { test(t, b) })
+	}
 }
 
 type syncBuffer struct {
@@ -52,19 +110,21 @@ func (b *syncBuffer) String() string {
 	return b.buf.String()
 }
 
-// startServer starts a server on a new store in a temporary folder.
-func startServer(t *testing.T, cfg Config) *testServer {
+// startServer starts a server on a new store of backend b.
+func startServer(t *testing.T, b backend, cfg Config) *testServer {
 	t.Helper()
-	return startServerIn(t, t.TempDir(), cfg, sqlite.Options{})
+	return startServerOn(t, b, b.newStorage(t), cfg, 0)
 }
 
-func startServerIn(t *testing.T, dir string, cfg Config, opts sqlite.Options) *testServer {
+// startServerOn starts a server on a store of backend b at location, which may hold the
+// data of an earlier server. lockTimeout is passed to backend.open.
+func startServerOn(t *testing.T, b backend, location string, cfg Config, lockTimeout time.Duration) *testServer {
 	t.Helper()
-	st, err := sqlite.Open(context.Background(), dir, opts)
+	st, err := b.open(context.Background(), location, lockTimeout)
 	if err != nil {
-		t.Fatalf("open store: %v", err)
+		t.Fatalf("open %s store: %v", b.name, err)
 	}
-	ts := &testServer{t: t, dir: dir, store: st, logs: &syncBuffer{}, done: make(chan error, 1)}
+	ts := &testServer{t: t, backend: b, location: location, store: st, logs: &syncBuffer{}, done: make(chan error, 1)}
 	cfg.Store = st
 	cfg.Logger = slog.New(slog.NewJSONHandler(ts.logs, nil))
 	ts.server = New(cfg)
@@ -240,7 +300,11 @@ var validPrototype = map[string]any{
 }
 
 func TestConsumerLifecycle(t *testing.T) {
-	ts := startServer(t, Config{})
+	forEachBackend(t, testConsumerLifecycle)
+}
+
+func testConsumerLifecycle(t *testing.T, b backend) {
+	ts := startServer(t, b, Config{})
 	auth, _ := ts.newKey("acme", false)
 
 	if got := ts.list(auth); len(got) != 0 {
@@ -285,7 +349,11 @@ func TestConsumerLifecycle(t *testing.T) {
 }
 
 func TestCreateIdempotencyKey(t *testing.T) {
-	ts := startServer(t, Config{})
+	forEachBackend(t, testCreateIdempotencyKey)
+}
+
+func testCreateIdempotencyKey(t *testing.T, b backend) {
+	ts := startServer(t, b, Config{})
 	auth, _ := ts.newKey("acme", false)
 
 	send := func(key string) response {
@@ -322,7 +390,11 @@ func TestCreateIdempotencyKey(t *testing.T) {
 }
 
 func TestResponseJSONShape(t *testing.T) {
-	ts := startServer(t, Config{})
+	forEachBackend(t, testResponseJSONShape)
+}
+
+func testResponseJSONShape(t *testing.T, b backend) {
+	ts := startServer(t, b, Config{})
 	auth, _ := ts.newKey("acme", false)
 	ts.create(auth, map[string]any{"url": "http://127.0.0.1:9/x", "eventTypes": []string{"a"}, "disabled": nil})
 
@@ -349,7 +421,11 @@ func TestResponseJSONShape(t *testing.T) {
 }
 
 func TestValidationOverHTTP(t *testing.T) {
-	ts := startServer(t, Config{})
+	forEachBackend(t, testValidationOverHTTP)
+}
+
+func testValidationOverHTTP(t *testing.T, b backend) {
+	ts := startServer(t, b, Config{})
 	auth, _ := ts.newKey("acme", false)
 
 	tests := []struct {
@@ -395,7 +471,11 @@ func TestValidationOverHTTP(t *testing.T) {
 }
 
 func TestAuthentication(t *testing.T) {
-	ts := startServer(t, Config{})
+	forEachBackend(t, testAuthentication)
+}
+
+func testAuthentication(t *testing.T, b backend) {
+	ts := startServer(t, b, Config{})
 	auth, keyID := ts.newKey("acme", false)
 	raw := decodeBasic(t, auth)
 
@@ -466,7 +546,11 @@ func flipHex(c byte) string {
 }
 
 func TestSuspendedClient(t *testing.T) {
-	ts := startServer(t, Config{})
+	forEachBackend(t, testSuspendedClient)
+}
+
+func testSuspendedClient(t *testing.T, b backend) {
+	ts := startServer(t, b, Config{})
 	auth, _ := ts.newKey("acme", false)
 	created := ts.create(auth, validPrototype)
 
@@ -486,7 +570,11 @@ func TestSuspendedClient(t *testing.T) {
 }
 
 func TestReadOnlyKey(t *testing.T) {
-	ts := startServer(t, Config{})
+	forEachBackend(t, testReadOnlyKey)
+}
+
+func testReadOnlyKey(t *testing.T, b backend) {
+	ts := startServer(t, b, Config{})
 	auth, _ := ts.newKey("acme", false)
 	readOnly, _ := ts.newKey("acme", true)
 	created := ts.create(auth, validPrototype)
@@ -502,7 +590,11 @@ func TestReadOnlyKey(t *testing.T) {
 }
 
 func TestTenantIsolation(t *testing.T) {
-	ts := startServer(t, Config{})
+	forEachBackend(t, testTenantIsolation)
+}
+
+func testTenantIsolation(t *testing.T, b backend) {
+	ts := startServer(t, b, Config{})
 	alice, _ := ts.newKey("alice", false)
 	bob, _ := ts.newKey("bob", false)
 	aliceConsumer := ts.create(alice, validPrototype)
@@ -530,7 +622,11 @@ func TestTenantIsolation(t *testing.T) {
 }
 
 func TestNotFoundAndMethodNotAllowed(t *testing.T) {
-	ts := startServer(t, Config{})
+	forEachBackend(t, testNotFoundAndMethodNotAllowed)
+}
+
+func testNotFoundAndMethodNotAllowed(t *testing.T, b backend) {
+	ts := startServer(t, b, Config{})
 	auth, _ := ts.newKey("acme", false)
 
 	for _, id := range []string{"not-a-uuid", "8a210b68-6988-11ed-a1eb-0242ac120002", "%20"} {
@@ -558,7 +654,11 @@ func TestNotFoundAndMethodNotAllowed(t *testing.T) {
 }
 
 func TestConsumerLimit(t *testing.T) {
-	ts := startServer(t, Config{})
+	forEachBackend(t, testConsumerLimit)
+}
+
+func testConsumerLimit(t *testing.T, b backend) {
+	ts := startServer(t, b, Config{})
 	auth, _ := ts.newKey("acme", false)
 
 	var wg sync.WaitGroup
@@ -601,7 +701,11 @@ func TestConsumerLimit(t *testing.T) {
 }
 
 func TestRateLimit(t *testing.T) {
-	ts := startServer(t, Config{RateLimit: 0.01, RateBurst: 3})
+	forEachBackend(t, testRateLimit)
+}
+
+func testRateLimit(t *testing.T, b backend) {
+	ts := startServer(t, b, Config{RateLimit: 0.01, RateBurst: 3})
 	auth, _ := ts.newKey("acme", false)
 	other, _ := ts.newKey("other", false)
 
@@ -653,7 +757,11 @@ func clientID(t *testing.T, ts *testServer, name string) string {
 }
 
 func TestRateLimitDisabled(t *testing.T) {
-	ts := startServer(t, Config{RateLimit: -1})
+	forEachBackend(t, testRateLimitDisabled)
+}
+
+func testRateLimitDisabled(t *testing.T, b backend) {
+	ts := startServer(t, b, Config{RateLimit: -1})
 	auth, _ := ts.newKey("acme", false)
 	resp := ts.do(http.MethodGet, "/webhooks", auth, nil)
 	if resp.status != http.StatusOK || resp.header.Get("X-Rate-Limit-Limit") != "" {
@@ -662,13 +770,23 @@ func TestRateLimitDisabled(t *testing.T) {
 }
 
 func TestUnexpectedFailureHidesDetail(t *testing.T) {
-	ts := startServer(t, Config{})
+	forEachBackend(t, testUnexpectedFailureHidesDetail)
+}
+
+func testUnexpectedFailureHidesDetail(t *testing.T, b backend) {
+	ts := startServer(t, b, Config{})
 	auth, _ := ts.newKey("acme", false)
 	ts.create(auth, validPrototype)
 
-	// A row changed outside hookd cannot be decoded: an unexpected failure.
-	db := openRaw(t, ts.dir)
-	if _, err := db.Exec("UPDATE consumers SET event_types = 'not json'"); err != nil {
+	// A row changed outside hookd cannot be decoded: an unexpected failure. SQLite stores
+	// the event types as JSON text. The PostgreSQL column is a text[], which accepts only
+	// arrays, so there the signing secret becomes text that is not base64.
+	corrupt, cause := "UPDATE consumers SET event_types = 'not json'", "decode event types"
+	if b.name == "postgres" {
+		corrupt, cause = "UPDATE consumers SET secret = 'not a secret'", "decode secret"
+	}
+	db := openRaw(t, ts)
+	if _, err := db.Exec(corrupt); err != nil {
 		t.Fatal(err)
 	}
 
@@ -685,14 +803,15 @@ func TestUnexpectedFailureHidesDetail(t *testing.T) {
 	if line["level"] != "ERROR" || line["status"] != float64(500) {
 		t.Errorf("log line = %v, want level ERROR and status 500", line)
 	}
-	if errText, _ := line["error"].(string); !strings.Contains(errText, "decode event types") {
-		t.Errorf("log error = %q, want the cause", errText)
+	if errText, _ := line["error"].(string); !strings.Contains(errText, cause) {
+		t.Errorf("log error = %q, want the cause %q", errText, cause)
 	}
 }
 
-func openRaw(t *testing.T, dir string) *sql.DB {
+// openRaw opens the storage of ts through database/sql, outside hookd's store.
+func openRaw(t *testing.T, ts *testServer) *sql.DB {
 	t.Helper()
-	db, err := sql.Open("sqlite", "file:"+filepath.Join(dir, sqlite.FileName)+"?_busy_timeout=5000")
+	db, err := sql.Open(ts.backend.rawDriver, ts.backend.rawSource(ts.location))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -717,7 +836,11 @@ func findLogLine(t *testing.T, logs, correlationID string) map[string]any {
 }
 
 func TestRequestLogLine(t *testing.T) {
-	ts := startServer(t, Config{})
+	forEachBackend(t, testRequestLogLine)
+}
+
+func testRequestLogLine(t *testing.T, b backend) {
+	ts := startServer(t, b, Config{})
 	auth, _ := ts.newKey("acme", false)
 	resp := ts.do(http.MethodGet, "/webhooks", auth, nil)
 
@@ -739,19 +862,32 @@ func TestRequestLogLine(t *testing.T) {
 }
 
 func TestStoreUnavailable(t *testing.T) {
-	ts := startServerIn(t, t.TempDir(), Config{}, sqlite.Options{BusyTimeout: 100 * time.Millisecond})
+	forEachBackend(t, testStoreUnavailable)
+}
+
+func testStoreUnavailable(t *testing.T, b backend) {
+	ts := startServerOn(t, b, b.newStorage(t), Config{}, 100*time.Millisecond)
 	auth, _ := ts.newKey("acme", false)
 
-	// Another process holding the write lock past the busy timeout makes writes unavailable.
-	db := openRaw(t, ts.dir)
+	// Another process holding a lock past the store's lock timeout makes writes
+	// unavailable. In SQLite that is the write lock of the database. In PostgreSQL it is a
+	// lock on the client's row, which a create of a consumer needs to count the client's
+	// consumers.
+	lock := []string{"BEGIN IMMEDIATE"}
+	if b.name == "postgres" {
+		lock = []string{"BEGIN", "SELECT FROM clients WHERE name = 'acme' FOR UPDATE"}
+	}
+	db := openRaw(t, ts)
 	db.SetMaxOpenConns(1)
 	conn, err := db.Conn(context.Background())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer conn.Close()
-	if _, err := conn.ExecContext(context.Background(), "BEGIN IMMEDIATE"); err != nil {
-		t.Fatal(err)
+	for _, statement := range lock {
+		if _, err := conn.ExecContext(context.Background(), statement); err != nil {
+			t.Fatalf("%s: %v", statement, err)
+		}
 	}
 
 	resp := ts.do(http.MethodPost, "/webhooks", auth, validPrototype)
@@ -775,7 +911,11 @@ func TestStoreUnavailable(t *testing.T) {
 }
 
 func TestHealthAndOpenAPI(t *testing.T) {
-	ts := startServer(t, Config{})
+	forEachBackend(t, testHealthAndOpenAPI)
+}
+
+func testHealthAndOpenAPI(t *testing.T, b backend) {
+	ts := startServer(t, b, Config{})
 	for _, path := range []string{"/healthz", "/readyz"} {
 		resp := ts.do(http.MethodGet, path, "", nil)
 		if resp.status != http.StatusOK || !bytes.Contains(resp.body, []byte(`"ok"`)) {
@@ -792,13 +932,17 @@ func TestHealthAndOpenAPI(t *testing.T) {
 }
 
 func TestPersistenceAcrossRestart(t *testing.T) {
-	dir := t.TempDir()
-	first := startServerIn(t, dir, Config{}, sqlite.Options{})
+	forEachBackend(t, testPersistenceAcrossRestart)
+}
+
+func testPersistenceAcrossRestart(t *testing.T, b backend) {
+	location := b.newStorage(t)
+	first := startServerOn(t, b, location, Config{}, 0)
 	auth, _ := first.newKey("acme", false)
 	created := first.create(auth, validPrototype)
 	first.stop()
 
-	second := startServerIn(t, dir, Config{}, sqlite.Options{})
+	second := startServerOn(t, b, location, Config{}, 0)
 	list := second.list(auth)
 	if len(list) != 1 || list[0].ID != created.ID {
 		t.Errorf("after restart, list = %+v, want %s", list, created.ID)
@@ -806,7 +950,11 @@ func TestPersistenceAcrossRestart(t *testing.T) {
 }
 
 func TestGracefulShutdown(t *testing.T) {
-	ts := startServer(t, Config{})
+	forEachBackend(t, testGracefulShutdown)
+}
+
+func testGracefulShutdown(t *testing.T, b backend) {
+	ts := startServer(t, b, Config{})
 	auth, _ := ts.newKey("acme", false)
 
 	// Keep a create in flight: its body arrives in two parts.
@@ -871,7 +1019,11 @@ func TestGracefulShutdown(t *testing.T) {
 }
 
 func TestDrainingAnswers503(t *testing.T) {
-	ts := startServer(t, Config{})
+	forEachBackend(t, testDrainingAnswers503)
+}
+
+func testDrainingAnswers503(t *testing.T, b backend) {
+	ts := startServer(t, b, Config{})
 	ts.server.draining.Store(true)
 	resp := ts.do(http.MethodGet, "/healthz", "", nil)
 	expectError(t, resp, http.StatusServiceUnavailable)

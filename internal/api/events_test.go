@@ -232,7 +232,12 @@ func event(id, eventType string, payload any) map[string]any {
 
 func TestPublishEvent(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, Config{})
+	forEachBackend(t, testPublishEvent)
+}
+
+func testPublishEvent(t *testing.T, b backend) {
+	t.Parallel()
+	ts := startServer(t, b, Config{})
 	auth, _ := ts.newKey("acme", false)
 
 	before := time.Now().UTC().Truncate(time.Millisecond)
@@ -309,7 +314,12 @@ func TestPublishEvent(t *testing.T) {
 
 func TestPublishDuplicateID(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, Config{})
+	forEachBackend(t, testPublishDuplicateID)
+}
+
+func testPublishDuplicateID(t *testing.T, b backend) {
+	t.Parallel()
+	ts := startServer(t, b, Config{})
 	auth, _ := ts.newKey("acme", false)
 	consumer := ts.create(auth, subscribe("a", "b"))
 
@@ -339,7 +349,12 @@ func TestPublishDuplicateID(t *testing.T) {
 
 func TestPublishIdempotencyKey(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, Config{})
+	forEachBackend(t, testPublishIdempotencyKey)
+}
+
+func testPublishIdempotencyKey(t *testing.T, b backend) {
+	t.Parallel()
+	ts := startServer(t, b, Config{})
 	auth, _ := ts.newKey("acme", false)
 	consumer := ts.create(auth, subscribe("a", "b"))
 	key := withIdempotencyKey("order-1042")
@@ -380,7 +395,12 @@ func TestPublishIdempotencyKey(t *testing.T) {
 
 func TestPublishBatch(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, Config{})
+	forEachBackend(t, testPublishBatch)
+}
+
+func testPublishBatch(t *testing.T, b backend) {
+	t.Parallel()
+	ts := startServer(t, b, Config{})
 	auth, _ := ts.newKey("acme", false)
 	consumer := ts.create(auth, subscribe("a", "b"))
 
@@ -427,7 +447,12 @@ func TestPublishBatch(t *testing.T) {
 
 func TestPublishBatchRejects(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, Config{})
+	forEachBackend(t, testPublishBatchRejects)
+}
+
+func testPublishBatchRejects(t *testing.T, b backend) {
+	t.Parallel()
+	ts := startServer(t, b, Config{})
 	auth, _ := ts.newKey("acme", false)
 	consumer := ts.create(auth, subscribe("a"))
 
@@ -477,7 +502,12 @@ func TestPublishBatchRejects(t *testing.T) {
 
 func TestPublishRejects(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, Config{})
+	forEachBackend(t, testPublishRejects)
+}
+
+func testPublishRejects(t *testing.T, b backend) {
+	t.Parallel()
+	ts := startServer(t, b, Config{})
 	auth, _ := ts.newKey("acme", false)
 
 	// Every case carries the id "rejected" unless the id is what it tests, so that the end
@@ -561,6 +591,11 @@ func TestPublishRejects(t *testing.T) {
 
 func TestPublishFailure(t *testing.T) {
 	t.Parallel()
+	forEachBackend(t, testPublishFailure)
+}
+
+func testPublishFailure(t *testing.T, b backend) {
+	t.Parallel()
 	tests := []struct {
 		name   string
 		err    error
@@ -571,7 +606,7 @@ func TestPublishFailure(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ts := startServer(t, Config{Publisher: failingPublisher{tt.err}})
+			ts := startServer(t, b, Config{Publisher: failingPublisher{tt.err}})
 			auth, _ := ts.newKey("acme", false)
 			resp := ts.do(http.MethodPost, "/events", auth, event("", "a", map[string]any{}))
 			msg := expectError(t, resp, tt.status)
@@ -593,7 +628,12 @@ func (p failingPublisher) Publish(context.Context, []store.NewMessage) ([]store.
 
 func TestFanOut(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, Config{})
+	forEachBackend(t, testFanOut)
+}
+
+func testFanOut(t *testing.T, b backend) {
+	t.Parallel()
+	ts := startServer(t, b, Config{})
 	alice, _ := ts.newKey("alice", false)
 	bob, _ := ts.newKey("bob", false)
 
@@ -647,7 +687,12 @@ func TestFanOut(t *testing.T) {
 
 func TestReadOnlyKeyExtensions(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, Config{})
+	forEachBackend(t, testReadOnlyKeyExtensions)
+}
+
+func testReadOnlyKeyExtensions(t *testing.T, b backend) {
+	t.Parallel()
+	ts := startServer(t, b, Config{})
 	auth, _ := ts.newKey("acme", false)
 	readOnly, _ := ts.newKey("acme", true)
 	consumer := ts.create(auth, subscribe("a"))
@@ -703,7 +748,12 @@ func TestReadOnlyKeyExtensions(t *testing.T) {
 
 func TestMessageTenantIsolation(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, Config{})
+	forEachBackend(t, testMessageTenantIsolation)
+}
+
+func testMessageTenantIsolation(t *testing.T, b backend) {
+	t.Parallel()
+	ts := startServer(t, b, Config{})
 	alice, _ := ts.newKey("alice", false)
 	bob, _ := ts.newKey("bob", false)
 	aliceConsumer := ts.create(alice, subscribe("a"))
@@ -754,7 +804,12 @@ func TestMessageTenantIsolation(t *testing.T) {
 
 func TestGetConsumer(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, Config{})
+	forEachBackend(t, testGetConsumer)
+}
+
+func testGetConsumer(t *testing.T, b backend) {
+	t.Parallel()
+	ts := startServer(t, b, Config{})
 	alice, _ := ts.newKey("alice", false)
 	bob, _ := ts.newKey("bob", false)
 	created := ts.create(alice, map[string]any{"url": "https://example.com/x", "eventTypes": []string{"a", "b"}, "companyTags": []string{"region:uk"}})
@@ -778,7 +833,12 @@ func TestGetConsumer(t *testing.T) {
 
 func TestUpdateConsumer(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, Config{})
+	forEachBackend(t, testUpdateConsumer)
+}
+
+func testUpdateConsumer(t *testing.T, b backend) {
+	t.Parallel()
+	ts := startServer(t, b, Config{})
 	auth, _ := ts.newKey("acme", false)
 
 	start := map[string]any{"url": "https://example.com/old", "eventTypes": []string{"a"}, "companyTags": []string{"region:uk"}}
@@ -825,7 +885,12 @@ func TestUpdateConsumer(t *testing.T) {
 
 func TestUpdateConsumerRejects(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, Config{})
+	forEachBackend(t, testUpdateConsumerRejects)
+}
+
+func testUpdateConsumerRejects(t *testing.T, b backend) {
+	t.Parallel()
+	ts := startServer(t, b, Config{})
 	alice, _ := ts.newKey("alice", false)
 	bob, _ := ts.newKey("bob", false)
 	created := ts.create(alice, map[string]any{"url": "https://example.com/x", "eventTypes": []string{"a"}, "companyTags": []string{"region:uk"}})
@@ -871,8 +936,13 @@ func TestUpdateConsumerRejects(t *testing.T) {
 
 func TestEnableClearsDisabledReason(t *testing.T) {
 	t.Parallel()
+	forEachBackend(t, testEnableClearsDisabledReason)
+}
+
+func testEnableClearsDisabledReason(t *testing.T, b backend) {
+	t.Parallel()
 	var wakes atomic.Int32
-	ts := startServer(t, Config{Wake: func() { wakes.Add(1) }})
+	ts := startServer(t, b, Config{Wake: func() { wakes.Add(1) }})
 	auth, _ := ts.newKey("acme", false)
 	consumer := ts.create(auth, subscribe("a"))
 	ts.publish(auth, event("m1", "a", map[string]any{}))
@@ -942,7 +1012,12 @@ func publishSettled(t *testing.T, ts *testServer, auth string) webhookConsumer {
 
 func TestConsumerMessages(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, Config{})
+	forEachBackend(t, testConsumerMessages)
+}
+
+func testConsumerMessages(t *testing.T, b backend) {
+	t.Parallel()
+	ts := startServer(t, b, Config{})
 	auth, _ := ts.newKey("acme", false)
 	before := time.Now()
 	consumer := publishSettled(t, ts, auth)
@@ -1069,7 +1144,12 @@ func TestConsumerMessages(t *testing.T) {
 
 func TestMessageAttempts(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, Config{})
+	forEachBackend(t, testMessageAttempts)
+}
+
+func testMessageAttempts(t *testing.T, b backend) {
+	t.Parallel()
+	ts := startServer(t, b, Config{})
 	auth, _ := ts.newKey("acme", false)
 	before := time.Now().Truncate(time.Millisecond)
 	consumer := publishSettled(t, ts, auth)
@@ -1103,8 +1183,13 @@ func TestMessageAttempts(t *testing.T) {
 
 func TestRecoverMessages(t *testing.T) {
 	t.Parallel()
+	forEachBackend(t, testRecoverMessages)
+}
+
+func testRecoverMessages(t *testing.T, b backend) {
+	t.Parallel()
 	var wakes atomic.Int32
-	ts := startServer(t, Config{Wake: func() { wakes.Add(1) }})
+	ts := startServer(t, b, Config{Wake: func() { wakes.Add(1) }})
 	auth, _ := ts.newKey("acme", false)
 	bob, _ := ts.newKey("bob", false)
 	consumer := publishSettled(t, ts, auth)
@@ -1182,8 +1267,13 @@ func TestRecoverMessages(t *testing.T) {
 
 func TestResendMessage(t *testing.T) {
 	t.Parallel()
+	forEachBackend(t, testResendMessage)
+}
+
+func testResendMessage(t *testing.T, b backend) {
+	t.Parallel()
 	var wakes atomic.Int32
-	ts := startServer(t, Config{Wake: func() { wakes.Add(1) }})
+	ts := startServer(t, b, Config{Wake: func() { wakes.Add(1) }})
 	auth, _ := ts.newKey("acme", false)
 	consumer := publishSettled(t, ts, auth)
 	unsubscribed := ts.create(auth, subscribe("b"))
@@ -1236,7 +1326,12 @@ func TestResendMessage(t *testing.T) {
 
 func TestConsumerSecret(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, Config{SecretOverlap: time.Hour})
+	forEachBackend(t, testConsumerSecret)
+}
+
+func testConsumerSecret(t *testing.T, b backend) {
+	t.Parallel()
+	ts := startServer(t, b, Config{SecretOverlap: time.Hour})
 	alice, _ := ts.newKey("alice", false)
 	bob, _ := ts.newKey("bob", false)
 	consumer := ts.create(alice, subscribe("a"))
@@ -1308,7 +1403,12 @@ func TestConsumerSecret(t *testing.T) {
 
 func TestSecretOverlapEnds(t *testing.T) {
 	t.Parallel()
-	ts := startServer(t, Config{SecretOverlap: 50 * time.Millisecond})
+	forEachBackend(t, testSecretOverlapEnds)
+}
+
+func testSecretOverlapEnds(t *testing.T, b backend) {
+	t.Parallel()
+	ts := startServer(t, b, Config{SecretOverlap: 50 * time.Millisecond})
 	auth, _ := ts.newKey("acme", false)
 	consumer := ts.create(auth, subscribe("a"))
 
@@ -1323,8 +1423,13 @@ func TestSecretOverlapEnds(t *testing.T) {
 
 func TestCheckURLHook(t *testing.T) {
 	t.Parallel()
+	forEachBackend(t, testCheckURLHook)
+}
+
+func testCheckURLHook(t *testing.T, b backend) {
+	t.Parallel()
 	var calls atomic.Int32
-	ts := startServer(t, Config{CheckURL: func(rawURL string) error {
+	ts := startServer(t, b, Config{CheckURL: func(rawURL string) error {
 		calls.Add(1)
 		if strings.Contains(rawURL, "blocked.example") {
 			return errors.New("the address 10.0.0.1 is private")
