@@ -67,7 +67,7 @@ type Config struct {
 	SecretOverlap time.Duration
 
 	// Metrics records request durations and is served at GET /metrics. Nil records
-	// nothing, and GET /metrics answers 404.
+	// nothing, and GET /metrics returns 404.
 	Metrics *metrics.Metrics
 }
 
@@ -96,7 +96,7 @@ type Route struct {
 	handle handlerFunc
 }
 
-// access says what a route requires of the caller's key.
+// access is what a route requires of the caller's key.
 type access int
 
 const (

@@ -57,7 +57,7 @@ const (
 	StatusAttempting DeliveryStatus = "attempting"
 	// StatusSuccess means an attempt succeeded.
 	StatusSuccess DeliveryStatus = "success"
-	// StatusFailure means every attempt of the schedule failed, or the consumer answered
+	// StatusFailure means every attempt of the schedule failed, or the consumer responded
 	// 410 Gone.
 	StatusFailure DeliveryStatus = "failure"
 )
@@ -90,7 +90,7 @@ type Job struct {
 	FailedAttempts int
 }
 
-// ClaimRequest asks for due deliveries.
+// ClaimRequest is a request for due deliveries.
 type ClaimRequest struct {
 	Now time.Time
 

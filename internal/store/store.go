@@ -61,7 +61,7 @@ type KeyInfo struct {
 	ClientName string
 }
 
-// Credential is what authenticating a request needs: the key and its client.
+// Credential is the pair of key and client that authenticating a request needs.
 type Credential struct {
 	Key    APIKey
 	Client Client
@@ -82,7 +82,7 @@ type Consumer struct {
 
 	Disabled bool
 
-	// DisabledReason says why hookd disabled the consumer by itself (410 Gone, or failing
+	// DisabledReason is why hookd disabled the consumer by itself (410 Gone, or failing
 	// for too long); empty when it is enabled or a client disabled it.
 	DisabledReason string
 
