@@ -189,7 +189,7 @@ func (s *Server) Serve(ln net.Listener) error {
 	return err
 }
 
-// Shutdown stops accepting connections, answers requests that arrive on open connections
+// Shutdown stops accepting connections, rejects requests that arrive on open connections
 // with 503, waits for the requests in flight to finish and then returns. When ctx ends
 // first, it closes the remaining connections and returns ctx's error.
 func (s *Server) Shutdown(ctx context.Context) error {
