@@ -34,7 +34,7 @@ func newRootCommand() *cobra.Command {
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServeCommand(), newKeysCommand(), newClientsCommand(), newReceiveCommand(),
-		newConsumersCommand(), newEventsCommand(), newMessagesCommand())
+		newConsumersCommand(), newEventsCommand(), newMessagesCommand(), newBenchCommand())
 	return root
 }
 
