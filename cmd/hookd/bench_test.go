@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/hookd/hookd/internal/store/postgres/pgtest"
 )
 
 // benchTimeout bounds one smoke run of hookd bench, hookd serve child included.
@@ -42,21 +44,29 @@ func TestBenchSmoke(t *testing.T) {
 		scenario    string
 		wantPhases  []string
 		wantTargets int
+		postgres    bool // runs on a new database of the HOOKD_TEST_DATABASE_URL server
 	}{
-		{"steady", []string{"single", "batch", "paced", "ceiling"}, 6},
-		{"fanout", []string{"single", "batch", "ceiling"}, 0},
-		{"backlog", []string{"reference", "fill", "drain"}, 2},
-		{"slow-consumer", []string{"paced"}, 1},
+		{"steady", []string{"single", "batch", "paced", "ceiling"}, 6, false},
+		{"fanout", []string{"single", "batch", "ceiling"}, 0, false},
+		{"backlog", []string{"reference", "fill", "drain"}, 2, false},
+		{"slow-consumer", []string{"paced"}, 1, false},
+		{"postgres", []string{"single", "batch", "ceiling"}, 1, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.scenario, func(t *testing.T) {
 			t.Parallel()
+			args := []string{"bench", "--scenario", tt.scenario, "--smoke", "--json", "--quiet", "--temp-dir", t.TempDir()}
+			if tt.postgres {
+				args = append(args, "--database", pgtest.NewDatabase(t))
+			}
 			ctx, cancel := context.WithTimeout(t.Context(), benchTimeout)
 			defer cancel()
-			stdout, stderr, code := runHookd(ctx, t, hookdEnv(), "bench", "--scenario", tt.scenario, "--smoke", "--json",
-				"--temp-dir", t.TempDir())
+			stdout, stderr, code := runHookd(ctx, t, hookdEnv(), args...)
 			if code != 0 {
-				t.Fatalf("hookd bench --scenario %s: exit code %d, want 0; stderr:\n%s", tt.scenario, code, stderr)
+				t.Fatalf("hookd %s: exit code %d, want 0; stderr:\n%s", strings.Join(args, " "), code, stderr)
+			}
+			if stderr != "" {
+				t.Errorf("stderr with --quiet: %q, want nothing", stderr)
 			}
 
 			var report benchReport
@@ -102,23 +112,14 @@ func TestBenchSmoke(t *testing.T) {
 	}
 }
 
-func TestBenchPostgresUnavailable(t *testing.T) {
+func TestBenchPostgresNeedsDatabase(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)
 	stdout, stderr, code := runHookd(ctx, t, hookdEnv(), "bench", "--scenario", "postgres", "--smoke", "--json")
-
-	help := runOK(ctx, t, "serve", "--help")
-	if strings.Contains(help, "--database") {
-		// With PostgreSQL support, the scenario needs a database that this test does not have.
-		if code == 0 || !strings.Contains(stderr, "--database") {
-			t.Errorf("hookd bench --scenario postgres without --database: exit code %d, stderr %q; want a failure that asks for --database", code, stderr)
-		}
-		return
-	}
 	if code != 1 {
 		t.Errorf("exit code %d, want 1", code)
 	}
-	if want := "not available: the PostgreSQL backend is not built into hookd serve yet"; !strings.Contains(stderr, want) {
+	if want := "the postgres scenario needs --database"; !strings.Contains(stderr, want) {
 		t.Errorf("stderr %q, want it to contain %q", stderr, want)
 	}
 	if stdout != "" {

@@ -3,6 +3,7 @@
 package bench
 
 import (
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -102,5 +103,26 @@ func TestTailWriter(t *testing.T) {
 	w.Write([]byte("defg"))
 	if got := w.String(); got != "cdefg" {
 		t.Errorf("tail = %q, want %q", got, "cdefg")
+	}
+}
+
+func TestRunPostgresUnavailable(t *testing.T) {
+	// A serve without --database, like hookd before its PostgreSQL backend.
+	exe := writeScript(t, `printf 'Flags:\n      --data string   folder\n'`)
+	tests := []struct {
+		name string
+		cfg  Config
+	}{
+		{"postgres scenario", Config{Hookd: exe, Scenario: ScenarioPostgres, Database: "postgres://127.0.0.1/hookd"}},
+		{"database flag", Config{Hookd: exe, Scenario: ScenarioSteady, Database: "postgres://127.0.0.1/hookd"}},
+		{"postgres without database", Config{Hookd: exe, Scenario: ScenarioPostgres}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := Run(t.Context(), tt.cfg)
+			if !errors.Is(err, ErrPostgresUnavailable) {
+				t.Errorf("Run = %v, want ErrPostgresUnavailable", err)
+			}
+		})
 	}
 }

@@ -101,8 +101,9 @@ type Phase struct {
 	BenchCPUSeconds  float64 `json:"benchCpuSeconds"`
 
 	// OtherCPUSeconds is the CPU time that the rest of the machine used during the phase:
-	// the busy time of all CPUs from /proc/stat, less hookd's and the harness's. More than
-	// a few percent of the phase's duration means that other work disturbed the figures.
+	// the busy time of all CPUs from /proc/stat, less hookd's and the harness's. It
+	// includes a PostgreSQL server on this machine. Otherwise, more than a few percent of
+	// the phase's duration means that other work disturbed the figures.
 	OtherCPUSeconds float64 `json:"otherCpuSeconds"`
 
 	// StoreCommits are hookd's group commits during the phase, from its metrics. Claims

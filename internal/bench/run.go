@@ -58,8 +58,6 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			return nil, ErrPostgresUnavailable
 		}
 		if cfg.Database == "" {
-			// NOTE: this path and the two-instance run below it have not run yet, because no
-			// hookd serve with --database existed when they were written.
 			return nil, errors.New("the postgres scenario needs --database postgres://user:password@127.0.0.1:5432/dbname, an empty database on loopback")
 		}
 	}
@@ -113,7 +111,6 @@ func (r *run) start(ctx context.Context, dir string) error {
 
 	for i := range r.cfg.instances() {
 		args := []string{
-			"--data", filepath.Join(dir, "instance"+strconv.Itoa(i)),
 			"--addr", "127.0.0.1:0",
 			"--log-format", "json",
 			"--log-level", r.cfg.LogLevel,
@@ -128,8 +125,11 @@ func (r *run) start(ctx context.Context, dir string) error {
 			// out and be retried later, which would mix retries into the drain.
 			args = append(args, "--delivery-timeout", (r.cfg.Duration + time.Minute).String())
 		}
+		// serve rejects --data together with --database.
 		if r.cfg.Database != "" {
 			args = append(args, "--database", r.cfg.Database)
+		} else {
+			args = append(args, "--data", filepath.Join(dir, "instance"+strconv.Itoa(i)))
 		}
 		// Only the first instance finds the store empty and prints a key.
 		p, err := startHookd(ctx, r.cfg.Hookd, dir, i == 0, args...)
