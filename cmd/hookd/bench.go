@@ -33,7 +33,8 @@ Scenarios:
   backlog         --count messages queue while the receiver holds every request, then drain
   slow-consumer   10 consumers, one of which holds every request; POST /events at --rate
                   events/s, and the latency of the other consumers
-  postgres        two hookd instances on the PostgreSQL database of --database
+  postgres        two hookd instances on the empty PostgreSQL database of --database, one
+                  consumer; the phases of fanout
 
 Each publishing phase ends after --count events or --duration, whichever comes first. All
 traffic stays on loopback. Zero values of the numeric flags mean the scenario's default.`,
