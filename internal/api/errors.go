@@ -87,7 +87,7 @@ func (e *apiError) withHeader(key, value string) *apiError {
 	return e
 }
 
-// canBeRetried tells callers whether repeating the same request may succeed.
+// canBeRetried returns whether repeating the same request may succeed.
 func canBeRetried(status int) string {
 	switch {
 	case status == http.StatusTooManyRequests, status == http.StatusServiceUnavailable:

@@ -18,7 +18,7 @@ import (
 // retryAfterUnavailable is the Retry-After, in seconds, of 503 responses.
 const retryAfterUnavailable = 5
 
-// requestInfo is what the request log line reports, filled in as the request passes the
+// requestInfo is the data of the request log line, filled in as the request passes the
 // middleware and the endpoint.
 type requestInfo struct {
 	correlationID string
@@ -153,7 +153,7 @@ func (s *Server) fail(w http.ResponseWriter, r *http.Request, info *requestInfo,
 		err = newError(http.StatusServiceUnavailable, "The store is unavailable. Retry the request later.").
 			withRetryAfter(retryAfterUnavailable)
 	case r.Context().Err() != nil && errors.Is(err, r.Context().Err()):
-		// The client went away; nobody reads this response.
+		// The client went away, so no one reads this response.
 		info.err = err
 	default:
 		info.err = err

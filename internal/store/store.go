@@ -82,8 +82,8 @@ type Consumer struct {
 
 	Disabled bool
 
-	// DisabledReason is why hookd disabled the consumer by itself (410 Gone, or failing
-	// for too long); empty when it is enabled or a client disabled it.
+	// DisabledReason is why hookd disabled the consumer by itself: 410 Gone, or failing
+	// for too long. It is empty when the consumer is enabled or a client disabled it.
 	DisabledReason string
 
 	// Secret signs the messages sent to the consumer. During a rotation, PreviousSecret
