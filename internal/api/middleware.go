@@ -43,9 +43,6 @@ func credential(r *http.Request) store.Credential {
 func (s *Server) observe(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
-		s.inFlight.Add(1)
-		defer s.inFlight.Add(-1)
-
 		info := &requestInfo{correlationID: newCorrelationID(), route: "unmatched"}
 		rec := &statusRecorder{ResponseWriter: w}
 		rec.Header().Set("X-Correlation-Id", info.correlationID)
@@ -72,6 +69,9 @@ func (s *Server) observe(next http.Handler) http.Handler {
 				newError(http.StatusServiceUnavailable, "The server is shutting down. Retry the request.").withRetryAfter(retryAfterUnavailable))
 			return
 		}
+
+		s.inFlight.Add(1)
+		defer s.inFlight.Add(-1)
 		next.ServeHTTP(rec, r)
 	})
 }

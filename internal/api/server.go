@@ -201,7 +201,8 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	return err
 }
 
-// InFlight returns the number of requests being handled.
+// InFlight returns the number of requests being handled: those that arrived before
+// Shutdown and will run to completion.
 func (s *Server) InFlight() int64 { return s.inFlight.Load() }
 
 // routes builds the handler: the operations, a 405 handler for each known path and a 404
