@@ -23,7 +23,7 @@ var errCommitterStopped = errors.New("hookd is shutting down: the write was not 
 
 type commitRequest[T, R any] struct {
 	items []T
-	done  chan commitResponse[R]
+	done  chan commitResponse[R] // nil when nobody waits for the result
 }
 
 type commitResponse[R any] struct {
@@ -86,6 +86,19 @@ func (c *committer[T, R]) submit(ctx context.Context, items []T) ([]R, error) {
 	}
 }
 
+// enqueue queues items for a commit and returns without waiting for it. It blocks only
+// while the queue is full, which slows the callers down to the pace of the commits. The
+// commit function must then deal with its own failures, since nobody receives them.
+func (c *committer[T, R]) enqueue(items []T) error {
+	req := &commitRequest[T, R]{items: items}
+	select {
+	case c.in <- req:
+		return nil
+	case <-c.quit:
+		return errCommitterStopped
+	}
+}
+
 func (c *committer[T, R]) run(ctx context.Context) {
 	for {
 		var first *commitRequest[T, R]
@@ -127,11 +140,13 @@ func (c *committer[T, R]) flush(ctx context.Context, batch []*commitRequest[T, R
 	results, err := c.commit(ctx, items)
 	offset := 0
 	for _, req := range batch {
-		resp := commitResponse[R]{err: err}
-		if err == nil {
-			resp.results = results[offset : offset+len(req.items)]
+		if req.done != nil {
+			resp := commitResponse[R]{err: err}
+			if err == nil {
+				resp.results = results[offset : offset+len(req.items)]
+			}
+			req.done <- resp
 		}
 		offset += len(req.items)
-		req.done <- resp
 	}
 }

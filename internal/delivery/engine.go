@@ -272,14 +272,68 @@ func (e *Engine) commitPublish(ctx context.Context, msgs []store.NewMessage) ([]
 	return results, nil
 }
 
+// commitAttempts records the results of attempts. Workers do not wait for it, so it
+// deals with failures itself: an attempt that was made must be logged, and its delivery
+// must not stay leased until the lease expires. While the store is unavailable it retries
+// every recordRetryDelay, holding the results; the queue in front of it fills and slows the
+// workers down. A result that the store refuses for another reason is logged and dropped,
+// without holding up the others. Once the engine is stopping it tries only once more; the
+// deliveries of results it could not record go out again when their leases expire.
 func (e *Engine) commitAttempts(ctx context.Context, results []store.AttemptResult) ([]struct{}, error) {
+	done := make([]struct{}, len(results))
+	for {
+		err := e.recordAttempts(ctx, results)
+		if err == nil {
+			e.recordOutage.succeeded()
+			return done, nil
+		}
+
+		if !errors.Is(err, store.ErrUnavailable) {
+			e.recordEach(ctx, results)
+			return done, nil
+		}
+
+		if e.sendCtx.Err() != nil {
+			e.logger.Warn("attempt results not recorded while stopping; their deliveries go out again when their leases expire",
+				"results", len(results), "error", err)
+			return done, nil
+		}
+		e.recordOutage.failed(err, recordRetryDelay, "results", len(results))
+		select {
+		case <-time.After(recordRetryDelay):
+		case <-e.sendCtx.Done():
+		}
+	}
+}
+
+// recordEach records results one at a time, after a commit of all of them failed for a
+// reason other than an unavailable store, so that one result the store refuses does not
+// lose the others.
+func (e *Engine) recordEach(ctx context.Context, results []store.AttemptResult) {
+	for i := range results {
+		if err := e.recordAttempts(ctx, results[i:i+1]); err != nil {
+			e.logger.Error("attempt result not recorded; the delivery goes out again when its lease expires",
+				"message_id", results[i].Job.Message.ID, "consumer_id", results[i].Job.Consumer.ID, "error", err)
+		}
+	}
+}
+
+func (e *Engine) recordAttempts(ctx context.Context, results []store.AttemptResult) error {
 	start := time.Now()
 	if err := e.store.RecordAttempts(context.WithoutCancel(ctx), results); err != nil {
-		return nil, err
+		return err
 	}
 	e.cfg.Metrics.Commit("record", len(results), time.Since(start))
-	e.Wake()
-	return make([]struct{}, len(results)), nil
+
+	// The dispatcher may have looked for the next due delivery before these results were
+	// committed, and seen the lease instead of the retry.
+	for _, r := range results {
+		if r.NextAttemptAt != nil || r.Released {
+			e.Wake()
+			break
+		}
+	}
+	return nil
 }
 
 // errStopping marks attempts cut short by Stop.

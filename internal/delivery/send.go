@@ -17,8 +17,8 @@ import (
 	"github.com/hookd/hookd/signature"
 )
 
-// recordRetryDelay is how long a worker waits before it tries again to record a result
-// that the store did not take, for example while it is unavailable.
+// recordRetryDelay is how long the record committer waits before it tries again to
+// record results that the store did not take, for example while it is unavailable.
 const recordRetryDelay = time.Second
 
 // NewTransport returns an HTTP transport for delivering to many destinations. It keeps
@@ -43,36 +43,27 @@ func NewTransport(dial func(ctx context.Context, network, addr string) (net.Conn
 }
 
 // work runs attempts for the jobs the dispatcher hands out, until the jobs channel closes.
+//
+// A successful result goes to the record committer without waiting for the commit, and
+// the consumer's slot is free as soon as the HTTP exchange is over: the delivery stays
+// leased until the result is committed, so no claim can take it again in between. A failed
+// result keeps the slot until it is committed, because it may disable the consumer (a 410
+// Gone, or failures for too long), and the consumer's next attempt must see that.
 func (e *Engine) work() {
 	for job := range e.jobs {
 		result := e.attempt(job)
-		e.save(result)
+		items := []store.AttemptResult{result}
+		var err error
+		if result.Success {
+			err = e.record.enqueue(items)
+		} else {
+			_, err = e.record.submit(context.Background(), items)
+		}
+		if err != nil {
+			// Stop closes the committer only after every worker has returned.
+			panic("delivery: record committer stopped before the workers: " + err.Error())
+		}
 		e.finished <- job.Consumer.ID
-	}
-}
-
-// save records result, retrying while the store fails: an attempt that was made must be
-// logged, and its delivery must not stay leased. Once the engine is stopping it tries only
-// once more; if that fails, the lease expiring makes the delivery go out again.
-func (e *Engine) save(result store.AttemptResult) {
-	for {
-		// The record committer runs until every worker has returned, so this cannot block
-		// forever. It does not use sendCtx, because Stop cancels that to cut attempts short.
-		_, err := e.record.submit(context.Background(), []store.AttemptResult{result})
-		if err == nil {
-			e.recordOutage.succeeded()
-			return
-		}
-		if e.sendCtx.Err() != nil {
-			e.logger.Warn("attempt result not recorded while stopping; the delivery goes out again when its lease expires",
-				"message_id", result.Job.Message.ID, "consumer_id", result.Job.Consumer.ID, "error", err)
-			return
-		}
-		e.recordOutage.failed(err, recordRetryDelay, "message_id", result.Job.Message.ID, "consumer_id", result.Job.Consumer.ID)
-		select {
-		case <-time.After(recordRetryDelay):
-		case <-e.sendCtx.Done():
-		}
 	}
 }
 
