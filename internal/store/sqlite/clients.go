@@ -91,13 +91,19 @@ func (s *Store) InitDefaultClient(ctx context.Context, key store.APIKey) (bool, 
 	return created, err
 }
 
-// Credential implements store.Store.
-func (s *Store) Credential(ctx context.Context, keyID string) (store.Credential, error) {
-	row := s.reader.QueryRowContext(ctx, `
+const queryCredential = `
 SELECT k.id, k.client_id, k.hash, k.read_only, k.created_at, k.revoked_at,
        c.id, c.name, c.suspended, c.created_at
 FROM api_keys k JOIN clients c ON c.id = k.client_id
-WHERE k.id = ?`, keyID)
+WHERE k.id = ?`
+
+// Credential implements store.Store.
+func (s *Store) Credential(ctx context.Context, keyID string) (store.Credential, error) {
+	st, err := s.readStmt(ctx, queryCredential)
+	if err != nil {
+		return store.Credential{}, wrap("get key", err)
+	}
+	row := st.QueryRowContext(ctx, keyID)
 
 	var (
 		cred      store.Credential
@@ -105,7 +111,7 @@ WHERE k.id = ?`, keyID)
 		revokedAt sql.NullInt64
 		clientAt  int64
 	)
-	err := row.Scan(&cred.Key.ID, &cred.Key.ClientID, &cred.Key.Hash, &cred.Key.ReadOnly, &keyAt, &revokedAt,
+	err = row.Scan(&cred.Key.ID, &cred.Key.ClientID, &cred.Key.Hash, &cred.Key.ReadOnly, &keyAt, &revokedAt,
 		&cred.Client.ID, &cred.Client.Name, &cred.Client.Suspended, &clientAt)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Credential{}, fmt.Errorf("get key %s: %w", keyID, store.ErrNotFound)

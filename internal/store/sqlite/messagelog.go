@@ -46,7 +46,7 @@ func (s *Store) ListConsumerMessages(ctx context.Context, clientID string, f sto
 	}
 	args = append(args, f.Limit)
 
-	rows, err := s.reader.QueryContext(ctx, "SELECT "+prefixed("m.", messageColumns)+", "+deliveryColumns+`
+	rows, err := s.reader.QueryContext(ctx, "SELECT "+messageColumnsM+", "+deliveryColumns+`
 FROM deliveries d JOIN messages m ON m.seq = d.message_seq
 WHERE `+strings.Join(where, " AND ")+`
 ORDER BY d.id DESC LIMIT ?`, args...)

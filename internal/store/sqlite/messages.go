@@ -8,18 +8,29 @@ import (
 	"errors"
 	"fmt"
 	mathrand "math/rand/v2"
-	"strings"
 	"time"
 
 	"github.com/hookd/hookd/internal/store"
+)
+
+// Statements of PublishMessages.
+const (
+	queryMessageByID             = "SELECT " + messageColumns + " FROM messages WHERE client_id = ? AND id = ?"
+	queryMessageByIdempotencyKey = "SELECT " + messageColumns + ` FROM messages
+WHERE client_id = ? AND idempotency_key = ? AND created_at > ? ORDER BY created_at DESC LIMIT 1`
+	queryEnabledConsumers = "SELECT " + consumerColumns + " FROM consumers WHERE client_id = ? AND disabled = 0 ORDER BY seq"
+	queryInsertMessage    = `
+INSERT INTO messages (id, client_id, event_type, generated_date, body, idempotency_key, created_at)
+VALUES (?, ?, ?, ?, ?, ?, ?)`
+	queryInsertDelivery = `
+INSERT INTO deliveries (message_seq, consumer_id, status, next_attempt_at, updated_at) VALUES (?, ?, ?, ?, ?)`
 )
 
 // PublishMessages implements store.Store.
 func (s *Store) PublishMessages(ctx context.Context, msgs []store.NewMessage) ([]store.PublishResult, error) {
 	results := make([]store.PublishResult, len(msgs))
 	err := s.write(ctx, "publish messages", func(tx *sql.Tx) error {
-		p := publisher{ctx: ctx, tx: tx, consumers: map[string][]store.Consumer{}}
-		defer p.close()
+		p := publisher{ctx: ctx, tx: newTxStmts(s, ctx, tx), consumers: map[string][]store.Consumer{}}
 		for i, m := range msgs {
 			r, err := p.publish(m)
 			if err != nil {
@@ -38,20 +49,9 @@ func (s *Store) PublishMessages(ctx context.Context, msgs []store.NewMessage) ([
 // publisher publishes the messages of one transaction, loading each client's consumers
 // once.
 type publisher struct {
-	ctx        context.Context
-	tx         *sql.Tx
-	consumers  map[string][]store.Consumer
-	insertMsg  *sql.Stmt
-	insertDlvr *sql.Stmt
-}
-
-func (p *publisher) close() {
-	if p.insertMsg != nil {
-		p.insertMsg.Close()
-	}
-	if p.insertDlvr != nil {
-		p.insertDlvr.Close()
-	}
+	ctx       context.Context
+	tx        *txStmts
+	consumers map[string][]store.Consumer
 }
 
 func (p *publisher) publish(m store.NewMessage) (store.PublishResult, error) {
@@ -64,25 +64,13 @@ func (p *publisher) publish(m store.NewMessage) (store.PublishResult, error) {
 		return store.PublishResult{}, err
 	}
 
-	if p.insertMsg == nil {
-		if p.insertMsg, err = p.tx.PrepareContext(p.ctx, `
-INSERT INTO messages (id, client_id, event_type, generated_date, body, idempotency_key, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?)`); err != nil {
-			return store.PublishResult{}, err
-		}
-		if p.insertDlvr, err = p.tx.PrepareContext(p.ctx, `
-INSERT INTO deliveries (message_seq, consumer_id, status, next_attempt_at, updated_at) VALUES (?, ?, ?, ?, ?)`); err != nil {
-			return store.PublishResult{}, err
-		}
-	}
-
 	msg := m.Message
 	msg.GeneratedDate = msg.GeneratedDate.UTC().Truncate(time.Millisecond)
 	msg.CreatedAt = msg.CreatedAt.UTC().Truncate(time.Millisecond)
 	if msg.CreatedAt.IsZero() {
 		msg.CreatedAt = time.Now().UTC().Truncate(time.Millisecond)
 	}
-	res, err := p.insertMsg.ExecContext(p.ctx, msg.ID, msg.ClientID, msg.EventType, millis(msg.GeneratedDate), msg.Body,
+	res, err := p.tx.exec(queryInsertMessage, msg.ID, msg.ClientID, msg.EventType, millis(msg.GeneratedDate), msg.Body,
 		nullString(m.IdempotencyKey), millis(msg.CreatedAt))
 	if err != nil {
 		return store.PublishResult{}, fmt.Errorf("insert message: %w", err)
@@ -97,7 +85,7 @@ INSERT INTO deliveries (message_seq, consumer_id, status, next_attempt_at, updat
 		if !c.Matches(msg.EventType, m.Tags) {
 			continue
 		}
-		if _, err := p.insertDlvr.ExecContext(p.ctx, seq, c.ID, store.StatusSending, millis(msg.CreatedAt), millis(msg.CreatedAt)); err != nil {
+		if _, err := p.tx.exec(queryInsertDelivery, seq, c.ID, store.StatusSending, millis(msg.CreatedAt), millis(msg.CreatedAt)); err != nil {
 			return store.PublishResult{}, fmt.Errorf("queue delivery to consumer %s: %w", c.ID, err)
 		}
 		queued++
@@ -108,8 +96,11 @@ INSERT INTO deliveries (message_seq, consumer_id, status, next_attempt_at, updat
 // existing returns the message stored earlier under the same id, or under the same
 // idempotency key within store.IdempotencyWindow.
 func (p *publisher) existing(m store.NewMessage) (store.Message, bool, error) {
-	msg, err := scanMessage(p.tx.QueryRowContext(p.ctx, "SELECT "+messageColumns+" FROM messages WHERE client_id = ? AND id = ?",
-		m.ClientID, m.ID))
+	row, err := p.tx.queryRow(queryMessageByID, m.ClientID, m.ID)
+	if err != nil {
+		return store.Message{}, false, err
+	}
+	msg, err := scanMessage(row)
 	if err == nil {
 		return msg, true, nil
 	}
@@ -125,9 +116,10 @@ func (p *publisher) existing(m store.NewMessage) (store.Message, bool, error) {
 		now = time.Now()
 	}
 	since := now.Add(-store.IdempotencyWindow)
-	msg, err = scanMessage(p.tx.QueryRowContext(p.ctx, "SELECT "+messageColumns+` FROM messages
-WHERE client_id = ? AND idempotency_key = ? AND created_at > ? ORDER BY created_at DESC LIMIT 1`,
-		m.ClientID, m.IdempotencyKey, millis(since)))
+	if row, err = p.tx.queryRow(queryMessageByIdempotencyKey, m.ClientID, m.IdempotencyKey, millis(since)); err != nil {
+		return store.Message{}, false, err
+	}
+	msg, err = scanMessage(row)
 	if errors.Is(err, sql.ErrNoRows) {
 		return store.Message{}, false, nil
 	}
@@ -138,12 +130,21 @@ func (p *publisher) clientConsumers(clientID string) ([]store.Consumer, error) {
 	if cs, ok := p.consumers[clientID]; ok {
 		return cs, nil
 	}
-	rows, err := p.tx.QueryContext(p.ctx, "SELECT "+consumerColumns+" FROM consumers WHERE client_id = ? AND disabled = 0 ORDER BY seq", clientID)
+	rows, err := p.tx.query(queryEnabledConsumers, clientID)
 	if err != nil {
 		return nil, err
 	}
-	defer rows.Close()
+	cs, err := scanConsumers(rows)
+	if err != nil {
+		return nil, err
+	}
+	p.consumers[clientID] = cs
+	return cs, nil
+}
 
+// scanConsumers reads every row of rows and closes it.
+func scanConsumers(rows *sql.Rows) ([]store.Consumer, error) {
+	defer rows.Close()
 	var cs []store.Consumer
 	for rows.Next() {
 		c, err := scanConsumer(rows)
@@ -152,21 +153,40 @@ func (p *publisher) clientConsumers(clientID string) ([]store.Consumer, error) {
 		}
 		cs = append(cs, c)
 	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	p.consumers[clientID] = cs
-	return cs, nil
+	return cs, rows.Err()
 }
+
+// Statements of ClaimDeliveries.
+const (
+	queryDueConsumers = "SELECT " + consumerColumns + ` FROM consumers c
+WHERE c.disabled = 0 AND EXISTS (
+	SELECT 1 FROM deliveries d
+	WHERE d.consumer_id = c.id AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?)`
+	queryPickDeliveries = `
+SELECT d.id, d.attempts, ` + messageColumnsM + `
+FROM deliveries d JOIN messages m ON m.seq = d.message_seq
+WHERE d.consumer_id = ? AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?
+ORDER BY d.next_attempt_at LIMIT ?`
+	queryLeaseDelivery = "UPDATE deliveries SET next_attempt_at = ?, lease_token = ? WHERE id = ?"
+)
 
 // ClaimDeliveries implements store.Store. Consumers with due work are visited in random
 // order, each contributing at most its free slots, so that one consumer's backlog cannot
 // fill a claim.
+//
+// The claim commits without waiting for the disk (synchronous=NORMAL). A claim lost in a
+// crash only makes its deliveries due again at once instead of when the lease expires, and
+// the next durable commit on the connection syncs the claim with it.
 func (s *Store) ClaimDeliveries(ctx context.Context, req store.ClaimRequest) ([]store.Job, error) {
 	var jobs []store.Job
-	err := s.write(ctx, "claim deliveries", func(tx *sql.Tx) error {
+	err := s.writeNoSync(ctx, "claim deliveries", func(tx *sql.Tx) error {
+		ts := newTxStmts(s, ctx, tx)
 		now := millis(req.Now)
-		consumers, err := dueConsumers(ctx, tx, now)
+		rows, err := ts.query(queryDueConsumers, now)
+		if err != nil {
+			return err
+		}
+		consumers, err := scanConsumers(rows)
 		if err != nil {
 			return err
 		}
@@ -174,21 +194,6 @@ func (s *Store) ClaimDeliveries(ctx context.Context, req store.ClaimRequest) ([]
 
 		token := newLeaseToken()
 		leaseUntil := millis(req.Now.Add(req.Lease))
-		pick, err := tx.PrepareContext(ctx, `
-SELECT d.id, d.attempts, `+prefixed("m.", messageColumns)+`
-FROM deliveries d JOIN messages m ON m.seq = d.message_seq
-WHERE d.consumer_id = ? AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?
-ORDER BY d.next_attempt_at LIMIT ?`)
-		if err != nil {
-			return err
-		}
-		defer pick.Close()
-		lease, err := tx.PrepareContext(ctx, "UPDATE deliveries SET next_attempt_at = ?, lease_token = ? WHERE id = ?")
-		if err != nil {
-			return err
-		}
-		defer lease.Close()
-
 		for _, c := range consumers {
 			free, ok := req.Slots[c.ID]
 			if !ok {
@@ -199,12 +204,12 @@ ORDER BY d.next_attempt_at LIMIT ?`)
 				continue
 			}
 
-			claimed, err := pickJobs(ctx, pick, c, now, free)
+			claimed, err := pickJobs(ts, c, now, free)
 			if err != nil {
 				return err
 			}
 			for i := range claimed {
-				if _, err := lease.ExecContext(ctx, leaseUntil, token, claimed[i].DeliveryID); err != nil {
+				if _, err := ts.exec(queryLeaseDelivery, leaseUntil, token, claimed[i].DeliveryID); err != nil {
 					return err
 				}
 				claimed[i].LeaseToken = token
@@ -219,30 +224,8 @@ ORDER BY d.next_attempt_at LIMIT ?`)
 	return jobs, err
 }
 
-// dueConsumers returns the enabled consumers that have at least one due delivery.
-func dueConsumers(ctx context.Context, tx *sql.Tx, now int64) ([]store.Consumer, error) {
-	rows, err := tx.QueryContext(ctx, "SELECT "+consumerColumns+` FROM consumers c
-WHERE c.disabled = 0 AND EXISTS (
-	SELECT 1 FROM deliveries d
-	WHERE d.consumer_id = c.id AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?)`, now)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-
-	var consumers []store.Consumer
-	for rows.Next() {
-		c, err := scanConsumer(rows)
-		if err != nil {
-			return nil, err
-		}
-		consumers = append(consumers, c)
-	}
-	return consumers, rows.Err()
-}
-
-func pickJobs(ctx context.Context, pick *sql.Stmt, c store.Consumer, now int64, limit int) ([]store.Job, error) {
-	rows, err := pick.QueryContext(ctx, c.ID, now, limit)
+func pickJobs(ts *txStmts, c store.Consumer, now int64, limit int) ([]store.Job, error) {
+	rows, err := ts.query(queryPickDeliveries, c.ID, now, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -260,11 +243,27 @@ func pickJobs(ctx context.Context, pick *sql.Stmt, c store.Consumer, now int64, 
 	return jobs, rows.Err()
 }
 
+// Statements of RecordAttempts.
+const (
+	queryReleaseDelivery = "UPDATE deliveries SET next_attempt_at = ?, lease_token = NULL WHERE id = ? AND lease_token = ?"
+	queryFinishDelivery  = `
+UPDATE deliveries SET status = ?, attempts = attempts + ?, next_attempt_at = ?, lease_token = NULL,
+	last_attempt_at = ?, updated_at = ?
+WHERE id = ? AND lease_token = ?`
+	queryDeliveryExists = "SELECT 1 FROM deliveries WHERE id = ?"
+	queryInsertAttempt  = `
+INSERT INTO attempts (delivery_id, attempted_at, duration_us, status_code, error, response_body, success)
+VALUES (?, ?, ?, ?, ?, ?, ?)`
+	queryConsumerRecovered    = "UPDATE consumers SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL"
+	queryConsumerFailing      = "UPDATE consumers SET failing_since = ? WHERE id = ? AND failing_since IS NULL"
+	queryConsumerFailingSince = "SELECT failing_since FROM consumers WHERE id = ?"
+	queryDisableConsumer      = "UPDATE consumers SET disabled = 1, disabled_reason = ?, updated_at = ? WHERE id = ? AND disabled = 0"
+)
+
 // RecordAttempts implements store.Store.
 func (s *Store) RecordAttempts(ctx context.Context, results []store.AttemptResult) error {
 	return s.write(ctx, "record attempts", func(tx *sql.Tx) error {
-		r := recorder{ctx: ctx, tx: tx}
-		defer r.close()
+		r := recorder{tx: newTxStmts(s, ctx, tx)}
 		for _, res := range results {
 			if err := r.record(res); err != nil {
 				return fmt.Errorf("delivery %d: %w", res.Job.DeliveryID, err)
@@ -274,32 +273,9 @@ func (s *Store) RecordAttempts(ctx context.Context, results []store.AttemptResul
 	})
 }
 
-// recorder writes the attempt results of one transaction with prepared statements.
+// recorder writes the attempt results of one transaction.
 type recorder struct {
-	ctx   context.Context
-	tx    *sql.Tx
-	stmts map[string]*sql.Stmt
-}
-
-func (r *recorder) exec(query string, args ...any) (sql.Result, error) {
-	if r.stmts == nil {
-		r.stmts = map[string]*sql.Stmt{}
-	}
-	stmt, ok := r.stmts[query]
-	if !ok {
-		var err error
-		if stmt, err = r.tx.PrepareContext(r.ctx, query); err != nil {
-			return nil, err
-		}
-		r.stmts[query] = stmt
-	}
-	return stmt.ExecContext(r.ctx, args...)
-}
-
-func (r *recorder) close() {
-	for _, stmt := range r.stmts {
-		stmt.Close()
-	}
+	tx *txStmts
 }
 
 func (r *recorder) record(res store.AttemptResult) error {
@@ -307,43 +283,47 @@ func (r *recorder) record(res store.AttemptResult) error {
 	now := millis(res.AttemptedAt.Add(res.Duration))
 
 	if res.Released {
-		_, err := r.exec("UPDATE deliveries SET next_attempt_at = ?, lease_token = NULL WHERE id = ? AND lease_token = ?",
-			now, job.DeliveryID, job.LeaseToken)
+		_, err := r.tx.exec(queryReleaseDelivery, now, job.DeliveryID, job.LeaseToken)
 		return err
 	}
 
-	// The delivery is gone when its consumer was deleted during the attempt: then
-	// there is nothing to log it against.
-	var token sql.NullString
-	err := r.tx.QueryRowContext(r.ctx, "SELECT lease_token FROM deliveries WHERE id = ?", job.DeliveryID).Scan(&token)
-	if errors.Is(err, sql.ErrNoRows) {
-		return nil
-	}
+	// The update matches only while this claim's lease holds. Otherwise another claim
+	// owns the delivery, because this lease expired before the result arrived; the
+	// consumer is then left alone too, because a late failure would otherwise set
+	// FailingSince after a newer success, or disable the consumer.
+	owned, err := r.finishDelivery(res, now)
 	if err != nil {
 		return err
 	}
+	if !owned {
+		// The delivery is gone when its consumer was deleted during the attempt: then
+		// there is nothing to log it against.
+		row, err := r.tx.queryRow(queryDeliveryExists, job.DeliveryID)
+		if err != nil {
+			return err
+		}
+		var one int
+		if err := row.Scan(&one); errors.Is(err, sql.ErrNoRows) {
+			return nil
+		} else if err != nil {
+			return err
+		}
+	}
 
-	_, err = r.exec(`
-INSERT INTO attempts (delivery_id, attempted_at, duration_us, status_code, error, response_body, success)
-VALUES (?, ?, ?, ?, ?, ?, ?)`,
+	_, err = r.tx.exec(queryInsertAttempt,
 		job.DeliveryID, millis(res.AttemptedAt), res.Duration.Microseconds(), res.StatusCode, res.Error, res.ResponseBody, res.Success)
 	if err != nil {
 		return fmt.Errorf("insert attempt: %w", err)
 	}
-
-	// Another claim owns the delivery when this lease expired before the result arrived.
-	// The consumer is left alone too, because a late failure would otherwise set
-	// FailingSince after a newer success, or disable the consumer.
-	if !token.Valid || token.String != job.LeaseToken {
+	if !owned {
 		return nil
-	}
-	if err := r.updateDelivery(res, now); err != nil {
-		return err
 	}
 	return r.updateConsumer(res)
 }
 
-func (r *recorder) updateDelivery(res store.AttemptResult, now int64) error {
+// finishDelivery applies res to its delivery if the delivery is still leased under the
+// job's token, and reports whether it was.
+func (r *recorder) finishDelivery(res store.AttemptResult, now int64) (bool, error) {
 	status := store.StatusSuccess
 	failed := 0
 	if !res.Success {
@@ -357,12 +337,13 @@ func (r *recorder) updateDelivery(res store.AttemptResult, now int64) error {
 	if status == store.StatusAttempting {
 		next = sql.NullInt64{Int64: millis(*res.NextAttemptAt), Valid: true}
 	}
-	_, err := r.exec(`
-UPDATE deliveries SET status = ?, attempts = attempts + ?, next_attempt_at = ?, lease_token = NULL,
-	last_attempt_at = ?, updated_at = ?
-WHERE id = ?`,
-		status, failed, next, millis(res.AttemptedAt), now, res.Job.DeliveryID)
-	return err
+	result, err := r.tx.exec(queryFinishDelivery,
+		status, failed, next, millis(res.AttemptedAt), now, res.Job.DeliveryID, res.Job.LeaseToken)
+	if err != nil {
+		return false, err
+	}
+	n, err := result.RowsAffected()
+	return n == 1, err
 }
 
 // updateConsumer tracks how long the consumer has been failing, and disables it when the
@@ -370,20 +351,23 @@ WHERE id = ?`,
 func (r *recorder) updateConsumer(res store.AttemptResult) error {
 	id := res.Job.Consumer.ID
 	if res.Success {
-		_, err := r.exec("UPDATE consumers SET failing_since = NULL WHERE id = ? AND failing_since IS NOT NULL", id)
+		_, err := r.tx.exec(queryConsumerRecovered, id)
 		return err
 	}
 
 	at := millis(res.AttemptedAt)
-	if _, err := r.exec("UPDATE consumers SET failing_since = ? WHERE id = ? AND failing_since IS NULL", at, id); err != nil {
+	if _, err := r.tx.exec(queryConsumerFailing, at, id); err != nil {
 		return err
 	}
 
 	reason := res.DisableConsumer
 	if reason == "" && res.DisableFailingFor > 0 {
-		var since int64
-		err := r.tx.QueryRowContext(r.ctx, "SELECT failing_since FROM consumers WHERE id = ?", id).Scan(&since)
+		row, err := r.tx.queryRow(queryConsumerFailingSince, id)
 		if err != nil {
+			return err
+		}
+		var since int64
+		if err := row.Scan(&since); err != nil {
 			return err
 		}
 		if at-since >= res.DisableFailingFor.Milliseconds() {
@@ -393,18 +377,23 @@ func (r *recorder) updateConsumer(res store.AttemptResult) error {
 	if reason == "" {
 		return nil
 	}
-	_, err := r.exec("UPDATE consumers SET disabled = 1, disabled_reason = ?, updated_at = ? WHERE id = ? AND disabled = 0",
-		reason, at, id)
+	_, err := r.tx.exec(queryDisableConsumer, reason, at, id)
 	return err
 }
 
-// NextDue implements store.Store.
-func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
-	var next sql.NullInt64
-	err := s.reader.QueryRowContext(ctx, `
+const queryNextDue = `
 SELECT d.next_attempt_at FROM deliveries d JOIN consumers c ON c.id = d.consumer_id
 WHERE d.next_attempt_at IS NOT NULL AND c.disabled = 0
-ORDER BY d.next_attempt_at LIMIT 1`).Scan(&next)
+ORDER BY d.next_attempt_at LIMIT 1`
+
+// NextDue implements store.Store.
+func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
+	st, err := s.readStmt(ctx, queryNextDue)
+	if err != nil {
+		return time.Time{}, false, wrap("next due delivery", err)
+	}
+	var next sql.NullInt64
+	err = st.QueryRowContext(ctx).Scan(&next)
 	if errors.Is(err, sql.ErrNoRows) {
 		return time.Time{}, false, nil
 	}
@@ -423,17 +412,12 @@ WHERE d.next_attempt_at IS NOT NULL AND c.disabled = 0`, millis(now), millis(now
 	return due, scheduled, wrap("queue depth", err)
 }
 
-// messageColumns are the columns messageDest reads, in its order.
-const messageColumns = "id, client_id, event_type, generated_date, body, created_at"
-
-// prefixed qualifies each column of a column list with a table alias.
-func prefixed(alias, columns string) string {
-	parts := strings.Split(columns, ",")
-	for i, p := range parts {
-		parts[i] = alias + strings.TrimSpace(p)
-	}
-	return strings.Join(parts, ", ")
-}
+// messageColumns are the columns messageDest reads, in its order, and messageColumnsM
+// the same columns of the table alias m.
+const (
+	messageColumns  = "id, client_id, event_type, generated_date, body, created_at"
+	messageColumnsM = "m.id, m.client_id, m.event_type, m.generated_date, m.body, m.created_at"
+)
 
 // messageDest returns scan destinations for messageColumns.
 func messageDest(m *store.Message) []any {

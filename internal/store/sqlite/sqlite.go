@@ -11,6 +11,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"database/sql/driver"
 	"errors"
 	"fmt"
 	"net/url"
@@ -48,6 +49,7 @@ type Store struct {
 	path   string
 	writer *sql.DB
 	reader *sql.DB
+	stmts  statements
 }
 
 var _ store.Store = (*Store)(nil)
@@ -80,6 +82,11 @@ func Open(ctx context.Context, dir string, opts Options) (*Store, error) {
 
 	s := &Store{path: path, writer: writer}
 	if err := s.migrate(ctx); err != nil {
+		writer.Close()
+		return nil, err
+	}
+	if err := s.prepareWrites(ctx); err != nil {
+		s.closeStatements()
 		writer.Close()
 		return nil, err
 	}
@@ -137,6 +144,7 @@ func (s *Store) Ping(ctx context.Context) error {
 
 // Close implements store.Store.
 func (s *Store) Close() error {
+	s.closeStatements()
 	var errs []error
 	if s.reader != nil {
 		errs = append(errs, s.reader.Close())
@@ -148,6 +156,42 @@ func (s *Store) Close() error {
 // write runs fn in one write transaction and commits it.
 func (s *Store) write(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
 	tx, err := s.writer.BeginTx(ctx, nil)
+	if err != nil {
+		return wrap(op, err)
+	}
+	defer tx.Rollback()
+
+	if err := fn(tx); err != nil {
+		return wrap(op, err)
+	}
+	if err := tx.Commit(); err != nil {
+		return wrap(op, err)
+	}
+	return nil
+}
+
+// writeNoSync is write for transactions that may be lost in a power failure or an
+// operating system crash: the commit does not wait for the disk. The transaction still
+// survives hookd crashing, and the next commit made by write syncs it along with its own.
+func (s *Store) writeNoSync(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
+	conn, err := s.writer.Conn(ctx)
+	if err != nil {
+		return wrap(op, err)
+	}
+	defer conn.Close()
+
+	if _, err := conn.ExecContext(ctx, "PRAGMA synchronous = NORMAL"); err != nil {
+		return wrap(op, err)
+	}
+	defer func() {
+		// A connection left without synchronous=FULL would lose durable commits in a
+		// power failure; when the reset fails, drop the connection instead.
+		if _, err := conn.ExecContext(context.WithoutCancel(ctx), "PRAGMA synchronous = FULL"); err != nil {
+			conn.Raw(func(any) error { return driver.ErrBadConn })
+		}
+	}()
+
+	tx, err := conn.BeginTx(ctx, nil)
 	if err != nil {
 		return wrap(op, err)
 	}
@@ -185,8 +229,11 @@ func unavailable(err error) bool {
 		}
 	}
 
-	// database/sql reports a closed pool with an unexported error value.
-	return errors.Is(err, sql.ErrConnDone) || strings.Contains(err.Error(), "sql: database is closed")
+	// database/sql reports a closed pool, and the prepared statements that Close closed,
+	// with unexported error values.
+	msg := err.Error()
+	return errors.Is(err, sql.ErrConnDone) || strings.Contains(msg, "sql: database is closed") ||
+		strings.Contains(msg, "sql: statement is closed")
 }
 
 // millis converts t to the integer Unix milliseconds stored in the database.
