@@ -211,9 +211,9 @@ func TestCrashRecovery(t *testing.T) {
 		return len(heldIDs)
 	}
 
-	// A claimed delivery's lease is the attempt timeout plus 5 s (see lease in
+	// A claimed delivery's lease is the attempt timeout plus 6 s (see lease in
 	// internal/delivery), so with a 2 s timeout the attempts lost in the kill go out again
-	// about 7 s after their claim.
+	// about 8 s after their claim.
 	dir := t.TempDir()
 	args := slices.Concat(loopbackFlags, []string{
 		"--delivery-timeout", "2s", "--workers", fmt.Sprint(workers), "--retry-schedule", "0s,500ms,1s,1s,1s",

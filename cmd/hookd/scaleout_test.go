@@ -155,8 +155,8 @@ func TestScaleOutKill(t *testing.T) {
 	}
 	slow := receivers[2]
 
-	// A claim's lease is --delivery-timeout plus 5 s, so the attempts lost in the kill go
-	// out again about 6 s after their claim.
+	// A claim's lease is --delivery-timeout plus 6 s, so the attempts lost in the kill go
+	// out again about 7 s after their claim.
 	procs, key := startCluster(ctx, t, databaseURL, slices.Concat(loopbackFlags, []string{
 		"--delivery-timeout", "1s", "--workers", strconv.Itoa(workers), "--per-consumer", strconv.Itoa(perConsumer),
 		"--retry-schedule", "0s,500ms,1s",

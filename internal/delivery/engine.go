@@ -97,7 +97,7 @@ type Engine struct {
 	record  *committer[store.AttemptResult, struct{}]
 
 	wake     chan struct{}
-	finished chan string
+	finished chan finishedAttempt
 	jobs     chan store.Job
 
 	// claimOutage and recordOutage log failed claims and records while the store is
@@ -155,7 +155,7 @@ func New(cfg Config) *Engine {
 		store:    cfg.Store,
 		logger:   cfg.Logger,
 		wake:     make(chan struct{}, 1),
-		finished: make(chan string, cfg.Workers),
+		finished: make(chan finishedAttempt, cfg.Workers),
 		jobs:     make(chan store.Job, cfg.Workers),
 		client: &http.Client{
 			Transport: cfg.Transport,

@@ -63,7 +63,7 @@ func (e *Engine) work() {
 			// Stop closes the committer only after every worker has returned.
 			panic("delivery: record committer stopped before the workers: " + err.Error())
 		}
-		e.finished <- job.Consumer.ID
+		e.finished <- finishedAttempt{consumerID: job.Consumer.ID, success: result.Success}
 	}
 }
 
