@@ -39,10 +39,16 @@ type readyJob struct {
 // A consumer whose last attempt failed gets no queue: its queued jobs are released when the
 // failure is reported, because the failure may have disabled the consumer, and a failing
 // consumer gains nothing from jobs claimed ahead. It gets a queue again after a success.
+// The failing map keeps an entry per consumer until its next success, also for a consumer
+// deleted meanwhile; an entry is a few dozen bytes.
+//
+// A consumer's slot is free once the HTTP exchange is over, but the job counts against
+// Workers until its result is committed. So at most Workers deliveries are leased to
+// attempts that were made or are being made, and a crash repeats at most that many.
 type dispatcher struct {
 	e        *Engine
-	busy     int                   // jobs handed to the workers and not finished
-	inFlight map[string]int        // consumer ID → jobs handed to the workers
+	busy     int                   // jobs handed to the workers whose results are not committed
+	inFlight map[string]int        // consumer ID → attempts in flight
 	ready    map[string][]readyJob // consumer ID → claimed jobs waiting for a slot, oldest first
 	queued   int                   // the sum of len(ready[id])
 	failing  map[string]bool       // consumer ID → its last attempt failed
@@ -60,11 +66,14 @@ func (e *Engine) dispatch(ctx context.Context) {
 
 	claimNow := true
 	for {
-		// Take note of finished attempts before claiming, so that their slots count as free.
+		// Take note of finished attempts and committed results before claiming, so that
+		// their slots count as free.
 		for drained := false; !drained; {
 			select {
 			case f := <-e.finished:
 				claimNow = d.finished(f) || claimNow
+			case <-e.recordedSignal:
+				d.busy -= int(e.recorded.Swap(0))
 			default:
 				drained = true
 			}
@@ -73,6 +82,7 @@ func (e *Engine) dispatch(ctx context.Context) {
 
 		wait := e.cfg.PollInterval
 		if limit := d.room(); claimNow && limit > 0 {
+			claimNow = false
 			jobs, err := e.claim(ctx, limit, d.slots())
 			switch {
 			case ctx.Err() != nil:
@@ -86,7 +96,7 @@ func (e *Engine) dispatch(ctx context.Context) {
 				d.handOut()
 				if len(jobs) == limit {
 					// There may be more due work: claim again once there is room.
-					wait = 0
+					claimNow = true
 				} else if w := e.untilNextDue(ctx); w > 0 && w < wait {
 					// Due work that this claim left waits for a busy consumer's queue to
 					// run low. A finished attempt wakes the loop for it, so waiting for it
@@ -95,7 +105,11 @@ func (e *Engine) dispatch(ctx context.Context) {
 				}
 			}
 		}
-		claimNow = false
+		// A claim that found no room stays wanted until a finished attempt or a commit
+		// makes room.
+		if claimNow && d.room() > 0 {
+			wait = 0
+		}
 
 		// The finished channel has room for every worker, so workers never block on it,
 		// also after the dispatcher has returned.
@@ -108,16 +122,18 @@ func (e *Engine) dispatch(ctx context.Context) {
 		case <-timer.C:
 			claimNow = true
 		case f := <-e.finished:
-			claimNow = d.finished(f)
+			claimNow = d.finished(f) || claimNow
+		case <-e.recordedSignal:
+			d.busy -= int(e.recorded.Swap(0))
 		}
 	}
 }
 
-// finished frees the slot of a finished attempt. It reports whether the consumer's queue
-// has run low, so that a claim should refill it.
+// finished frees the consumer's slot of a finished attempt. A failed attempt's result is
+// already committed, so its job stops counting against Workers too. finished reports
+// whether the consumer's queue has run low, so that a claim should refill it.
 func (d *dispatcher) finished(f finishedAttempt) bool {
 	id := f.consumerID
-	d.busy--
 	if d.inFlight[id] <= 1 {
 		delete(d.inFlight, id)
 	} else {
@@ -127,6 +143,7 @@ func (d *dispatcher) finished(f finishedAttempt) bool {
 	if f.success {
 		delete(d.failing, id)
 	} else {
+		d.busy--
 		d.failing[id] = true
 		for _, j := range d.ready[id] {
 			d.e.release(j.job)

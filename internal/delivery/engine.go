@@ -14,6 +14,7 @@ import (
 	"log/slog"
 	"net/http"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hookd/hookd/internal/metrics"
@@ -100,6 +101,11 @@ type Engine struct {
 	finished chan finishedAttempt
 	jobs     chan store.Job
 
+	// recorded counts the successful results committed (or given up on) since the
+	// dispatcher last looked, and recordedSignal tells it to look.
+	recorded       atomic.Int64
+	recordedSignal chan struct{}
+
 	// claimOutage and recordOutage log failed claims and records while the store is
 	// unavailable, without a line for every retry.
 	claimOutage  *outageLog
@@ -151,12 +157,13 @@ func New(cfg Config) *Engine {
 	}
 
 	e := &Engine{
-		cfg:      cfg,
-		store:    cfg.Store,
-		logger:   cfg.Logger,
-		wake:     make(chan struct{}, 1),
-		finished: make(chan finishedAttempt, cfg.Workers),
-		jobs:     make(chan store.Job, cfg.Workers),
+		cfg:            cfg,
+		store:          cfg.Store,
+		logger:         cfg.Logger,
+		wake:           make(chan struct{}, 1),
+		finished:       make(chan finishedAttempt, cfg.Workers),
+		recordedSignal: make(chan struct{}, 1),
+		jobs:           make(chan store.Job, cfg.Workers),
 		client: &http.Client{
 			Transport: cfg.Transport,
 			// A redirect is a failed attempt: following it would send the signed message
@@ -281,6 +288,7 @@ func (e *Engine) commitPublish(ctx context.Context, msgs []store.NewMessage) ([]
 // deliveries of results it could not record go out again when their leases expire.
 func (e *Engine) commitAttempts(ctx context.Context, results []store.AttemptResult) ([]struct{}, error) {
 	done := make([]struct{}, len(results))
+	defer e.countRecorded(results)
 	for {
 		err := e.recordAttempts(ctx, results)
 		if err == nil {
@@ -303,6 +311,25 @@ func (e *Engine) commitAttempts(ctx context.Context, results []store.AttemptResu
 		case <-time.After(recordRetryDelay):
 		case <-e.sendCtx.Done():
 		}
+	}
+}
+
+// countRecorded tells the dispatcher that the successful results among results no longer
+// hold a place among the Workers. The workers did not wait for them.
+func (e *Engine) countRecorded(results []store.AttemptResult) {
+	n := 0
+	for _, r := range results {
+		if r.Success {
+			n++
+		}
+	}
+	if n == 0 {
+		return
+	}
+	e.recorded.Add(int64(n))
+	select {
+	case e.recordedSignal <- struct{}{}:
+	default:
 	}
 }
 
