@@ -24,8 +24,8 @@ import (
 // Defaults of Config.
 const (
 	DefaultTimeout       = 15 * time.Second
-	DefaultWorkers       = 64
-	DefaultPerConsumer   = 8
+	DefaultWorkers       = 128
+	DefaultPerConsumer   = 32
 	DefaultDisableAfter  = 5 * 24 * time.Hour
 	DefaultPollInterval  = time.Second
 	DefaultSecretOverlap = 24 * time.Hour
