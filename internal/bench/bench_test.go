@@ -16,19 +16,19 @@ func TestConfigDefaults(t *testing.T) {
 			"steady",
 			Config{Scenario: ScenarioSteady},
 			Config{Scenario: ScenarioSteady, Publishers: 32, Batch: 100, PayloadBytes: 1024, Count: 200_000, Duration: 10 * time.Second,
-				Rate: 1000, Consumers: 1, Workers: 64, PerConsumer: 8, DrainTimeout: 5 * time.Minute, LogLevel: "info"},
+				Rate: 1000, Consumers: 1, Workers: 128, PerConsumer: 32, DrainTimeout: 5 * time.Minute, LogLevel: "info"},
 		},
 		{
 			"fanout keeps explicit values",
 			Config{Scenario: ScenarioFanout, Publishers: 3, Count: 7, Consumers: 4},
 			Config{Scenario: ScenarioFanout, Publishers: 3, Batch: 100, PayloadBytes: 1024, Count: 7, Duration: 10 * time.Second,
-				Consumers: 4, Workers: 64, PerConsumer: 8, DrainTimeout: 5 * time.Minute, LogLevel: "info"},
+				Consumers: 4, Workers: 128, PerConsumer: 32, DrainTimeout: 5 * time.Minute, LogLevel: "info"},
 		},
 		{
 			"smoke caps sizes",
 			Config{Scenario: ScenarioBacklog, Smoke: true, Count: 1_000_000, Batch: 500},
 			Config{Scenario: ScenarioBacklog, Smoke: true, Publishers: 32, Batch: 50, PayloadBytes: 1024, Count: 300, Duration: 2 * time.Second,
-				Consumers: 1, Workers: 64, PerConsumer: 8, DrainTimeout: 20 * time.Second, LogLevel: "info"},
+				Consumers: 1, Workers: 128, PerConsumer: 32, DrainTimeout: 20 * time.Second, LogLevel: "info"},
 		},
 	}
 	for _, tt := range tests {
