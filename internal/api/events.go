@@ -60,10 +60,6 @@ type eventBatch struct {
 	Events []json.RawMessage `json:"events"`
 }
 
-type eventBatchResult struct {
-	Results []json.RawMessage `json:"results"`
-}
-
 func (s *Server) publishEvent(w http.ResponseWriter, r *http.Request) error {
 	key, apiErr := idempotencyKey(r)
 	if apiErr != nil {
@@ -140,12 +136,27 @@ func (s *Server) publishBatch(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("publish batch of %d events: %w", len(msgs), err)
 	}
-	resp := eventBatchResult{Results: make([]json.RawMessage, len(results))}
-	for i, res := range results {
-		resp.Results[i] = res.Message.Body
-	}
-	writeJSON(w, http.StatusAccepted, resp)
+	writeRawJSON(w, http.StatusAccepted, encodeBatchResult(results))
 	return nil
+}
+
+// encodeBatchResult returns the response body of a batch: {"results": [...]} with the
+// envelope of each event. The envelopes are compact JSON already, so they are joined
+// as they are rather than checked again by json.Marshal.
+func encodeBatchResult(results []store.PublishResult) []byte {
+	n := len(`{"results":[]}`)
+	for _, res := range results {
+		n += len(res.Message.Body) + 1
+	}
+	buf := make([]byte, 0, n)
+	buf = append(buf, `{"results":[`...)
+	for i, res := range results {
+		if i > 0 {
+			buf = append(buf, ',')
+		}
+		buf = append(buf, res.Message.Body...)
+	}
+	return append(buf, "]}"...)
 }
 
 // idempotencyKey returns the request's Idempotency-Key header, or "" without one.
@@ -253,12 +264,7 @@ func decodeEvent(raw []byte, prefix string, now time.Time) (store.NewMessage, *a
 		return store.NewMessage{}, invalid(errs...)
 	}
 
-	body, err := json.Marshal(envelope{
-		ID:            msg.ID,
-		EventType:     msg.EventType,
-		GeneratedDate: msg.GeneratedDate.Format(time.RFC3339Nano),
-		Payload:       compactJSON(payload),
-	})
+	body, err := encodeEnvelope(msg, payload)
 	if err != nil {
 		return store.NewMessage{}, invalid(item(field("payload"), "json", fmt.Sprintf("%s is not valid JSON: %v.", field("payload"), err)))
 	}
@@ -268,18 +274,48 @@ func decodeEvent(raw []byte, prefix string, now time.Time) (store.NewMessage, *a
 	return msg, nil
 }
 
-// compactJSON removes insignificant white space from valid JSON.
-func compactJSON(raw []byte) json.RawMessage {
-	var buf bytes.Buffer
-	if err := json.Compact(&buf, raw); err != nil {
-		return raw
+// encodeEnvelope returns the envelope of msg that consumers receive, with payload
+// compacted. It writes the JSON itself, in the field order of envelope, because
+// json.Marshal would scan the payload once more to check and compact it again.
+func encodeEnvelope(msg store.NewMessage, payload []byte) ([]byte, error) {
+	id, err := json.Marshal(msg.ID)
+	if err != nil {
+		return nil, err
 	}
-	return buf.Bytes()
+	eventType, err := json.Marshal(msg.EventType)
+	if err != nil {
+		return nil, err
+	}
+
+	buf := bytes.NewBuffer(make([]byte, 0, len(payload)+len(id)+len(eventType)+96))
+	buf.WriteString(`{"id":`)
+	buf.Write(id)
+	buf.WriteString(`,"eventType":`)
+	buf.Write(eventType)
+	buf.WriteString(`,"generatedDate":"`)
+	buf.Write(msg.GeneratedDate.AppendFormat(buf.AvailableBuffer(), time.RFC3339Nano))
+	buf.WriteString(`","payload":`)
+	if bytes.IndexAny(payload, " \t\r\n") < 0 {
+		// The request decoder has checked the payload, and without white space anywhere it
+		// is already compact.
+		buf.Write(payload)
+	} else if err := json.Compact(buf, payload); err != nil {
+		return nil, err
+	}
+	buf.WriteByte('}')
+	return buf.Bytes(), nil
 }
 
 // companyTags returns payload.referenceCompany.tags, the tags that consumers' companyTags
 // filter on. Values that are not strings are left out.
 func companyTags(payload []byte) map[string]string {
+	// Most payloads have no tags, and parsing the payload again costs as much as decoding
+	// the request. encoding/json decodes escapes in keys, so only a payload without a
+	// backslash can be skipped on the grounds that it does not spell the key.
+	if bytes.IndexByte(payload, '\\') < 0 && !mayHaveTagsKey(payload) {
+		return nil
+	}
+
 	var p struct {
 		ReferenceCompany struct {
 			Tags map[string]any `json:"tags"`
@@ -295,6 +331,20 @@ func companyTags(payload []byte) map[string]string {
 		}
 	}
 	return tags
+}
+
+// mayHaveTagsKey reports whether payload may contain the key "tags" as encoding/json
+// matches keys: in any case, with Unicode folding (the long s, U+017F, folds to s).
+func mayHaveTagsKey(payload []byte) bool {
+	for i := 0; i+3 < len(payload); i++ {
+		if payload[i]|0x20 != 't' || payload[i+1]|0x20 != 'a' || payload[i+2]|0x20 != 'g' {
+			continue
+		}
+		if payload[i+3]|0x20 == 's' || bytes.HasPrefix(payload[i+3:], []byte("\u017f")) {
+			return true
+		}
+	}
+	return false
 }
 
 // writeRawJSON sends an already encoded JSON body.

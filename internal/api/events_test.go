@@ -1535,3 +1535,8 @@ func TestOpenAPISchemaFields(t *testing.T) {
 		})
 	}
 }
+
+// eventBatchResult is the response body of POST /events/batch.
+type eventBatchResult struct {
+	Results []json.RawMessage `json:"results"`
+}
