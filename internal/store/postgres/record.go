@@ -16,6 +16,11 @@ import (
 // reads the consumers and deliveries, one batch that writes the attempts and the new
 // states, and COMMIT. The results are applied in memory, one after the other, with the
 // outcome the SQLite backend has when it updates the rows one result at a time.
+//
+// Only the consumers with a failed attempt among the results are locked and read. A
+// success changes its consumer only by ending a failure streak, which one conditional
+// update does; locking the row for every success would serialize the record commits of
+// all servers on a busy consumer.
 func (s *Store) RecordAttempts(ctx context.Context, results []store.AttemptResult) error {
 	return s.write(ctx, "record attempts", func(tx pgx.Tx) error {
 		r := recorder{}
@@ -64,7 +69,8 @@ type attemptRow struct {
 // recorder applies the attempt results of one transaction to rows it loaded.
 type recorder struct {
 	deliveries map[int64]*deliveryState
-	consumers  map[string]*consumerState
+	consumers  map[string]*consumerState // the consumers with failed attempts
+	recovered  map[string]bool           // the other consumers with an applied success
 	attempts   []attemptRow
 }
 
@@ -77,7 +83,9 @@ func (r *recorder) load(ctx context.Context, tx pgx.Tx, results []store.AttemptR
 		deliveryIDs []int64
 	)
 	for _, res := range results {
-		consumerIDs = append(consumerIDs, res.Job.Consumer.ID)
+		if !res.Success && !res.Released {
+			consumerIDs = append(consumerIDs, res.Job.Consumer.ID)
+		}
 		deliveryIDs = append(deliveryIDs, res.Job.DeliveryID)
 	}
 	slices.Sort(consumerIDs)
@@ -160,6 +168,11 @@ func (r *recorder) apply(res store.AttemptResult) {
 	r.updateDelivery(d, res, now)
 	if c, ok := r.consumers[job.Consumer.ID]; ok {
 		r.updateConsumer(c, res)
+	} else if res.Success {
+		if r.recovered == nil {
+			r.recovered = map[string]bool{}
+		}
+		r.recovered[job.Consumer.ID] = true
 	}
 }
 
@@ -297,6 +310,14 @@ func (r *recorder) queueConsumers(batch *pgx.Batch) {
 		cReasons = append(cReasons, c.disabledReason)
 		cFailing = append(cFailing, c.failingSince)
 		cUpdated = append(cUpdated, c.updatedAt)
+	}
+	if len(r.recovered) > 0 {
+		ids := make([]string, 0, len(r.recovered))
+		for id := range r.recovered {
+			ids = append(ids, id)
+		}
+		slices.Sort(ids)
+		batch.Queue("UPDATE consumers SET failing_since = NULL WHERE id = ANY($1) AND failing_since IS NOT NULL", ids)
 	}
 	if len(cIDs) > 0 {
 		batch.Queue(`
