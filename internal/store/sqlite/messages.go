@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	mathrand "math/rand/v2"
+	"strconv"
 	"time"
 
 	"github.com/hookd/hookd/internal/store"
@@ -21,7 +22,7 @@ WHERE client_id = ? AND idempotency_key = ? AND created_at > ? ORDER BY created_
 	queryEnabledConsumers = "SELECT " + consumerColumns + " FROM consumers WHERE client_id = ? AND disabled = 0 ORDER BY seq"
 	queryInsertMessage    = `
 INSERT INTO messages (id, client_id, event_type, generated_date, body, idempotency_key, created_at)
-VALUES (?, ?, ?, ?, ?, ?, ?)`
+VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (client_id, id) DO NOTHING`
 	queryInsertDelivery = `
 INSERT INTO deliveries (message_seq, consumer_id, status, next_attempt_at, updated_at) VALUES (?, ?, ?, ?, ?)`
 )
@@ -55,8 +56,13 @@ type publisher struct {
 }
 
 func (p *publisher) publish(m store.NewMessage) (store.PublishResult, error) {
-	if existing, ok, err := p.existing(m); err != nil || ok {
-		return store.PublishResult{Message: existing, Duplicate: ok}, err
+	// A message with an idempotency key is looked up first, by id and then by key. One
+	// without is inserted unless its id exists, which the insert reports, so the usual
+	// case costs no lookup.
+	if m.IdempotencyKey != "" {
+		if existing, ok, err := p.existing(m); err != nil || ok {
+			return store.PublishResult{Message: existing, Duplicate: ok}, err
+		}
 	}
 
 	consumers, err := p.clientConsumers(m.ClientID)
@@ -74,6 +80,15 @@ func (p *publisher) publish(m store.NewMessage) (store.PublishResult, error) {
 		nullString(m.IdempotencyKey), millis(msg.CreatedAt))
 	if err != nil {
 		return store.PublishResult{}, fmt.Errorf("insert message: %w", err)
+	}
+	if n, err := res.RowsAffected(); err != nil {
+		return store.PublishResult{}, err
+	} else if n == 0 {
+		existing, ok, err := p.existing(m)
+		if err == nil && !ok {
+			err = fmt.Errorf("insert message: no row was inserted, and none has the id %q", m.ID)
+		}
+		return store.PublishResult{Message: existing, Duplicate: ok}, err
 	}
 	seq, err := res.LastInsertId()
 	if err != nil {
@@ -167,7 +182,7 @@ SELECT d.id, d.attempts, ` + messageColumnsM + `
 FROM deliveries d JOIN messages m ON m.seq = d.message_seq
 WHERE d.consumer_id = ? AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= ?
 ORDER BY d.next_attempt_at LIMIT ?`
-	queryLeaseDelivery = "UPDATE deliveries SET next_attempt_at = ?, lease_token = ? WHERE id = ?"
+	queryLeaseDeliveries = "UPDATE deliveries SET next_attempt_at = ?, lease_token = ? WHERE id IN (SELECT value FROM json_each(?))"
 )
 
 // ClaimDeliveries implements store.Store. Consumers with due work are visited in random
@@ -208,16 +223,34 @@ func (s *Store) ClaimDeliveries(ctx context.Context, req store.ClaimRequest) ([]
 			if err != nil {
 				return err
 			}
-			for i := range claimed {
-				if _, err := ts.exec(queryLeaseDelivery, leaseUntil, token, claimed[i].DeliveryID); err != nil {
-					return err
-				}
-				claimed[i].LeaseToken = token
-			}
 			jobs = append(jobs, claimed...)
 			if len(jobs) >= req.Limit {
 				break
 			}
+		}
+		if len(jobs) == 0 {
+			return nil
+		}
+
+		// One statement leases every job: the IDs go in as a JSON array.
+		ids := make([]byte, 0, 12*len(jobs))
+		ids = append(ids, '[')
+		for i := range jobs {
+			if i > 0 {
+				ids = append(ids, ',')
+			}
+			ids = strconv.AppendInt(ids, jobs[i].DeliveryID, 10)
+			jobs[i].LeaseToken = token
+		}
+		ids = append(ids, ']')
+		res, err := ts.exec(queryLeaseDeliveries, leaseUntil, token, string(ids))
+		if err != nil {
+			return err
+		}
+		if n, err := res.RowsAffected(); err != nil {
+			return err
+		} else if n != int64(len(jobs)) {
+			return fmt.Errorf("lease deliveries: %d of %d picked deliveries were updated", n, len(jobs))
 		}
 		return nil
 	})
@@ -276,6 +309,10 @@ func (s *Store) RecordAttempts(ctx context.Context, results []store.AttemptResul
 // recorder writes the attempt results of one transaction.
 type recorder struct {
 	tx *txStmts
+
+	// recovered holds the consumers whose failure streak this transaction has ended, and
+	// that have not failed again in it, so that further successes need no update.
+	recovered map[string]bool
 }
 
 func (r *recorder) record(res store.AttemptResult) error {
@@ -351,9 +388,19 @@ func (r *recorder) finishDelivery(res store.AttemptResult, now int64) (bool, err
 func (r *recorder) updateConsumer(res store.AttemptResult) error {
 	id := res.Job.Consumer.ID
 	if res.Success {
-		_, err := r.tx.exec(queryConsumerRecovered, id)
-		return err
+		if r.recovered[id] {
+			return nil
+		}
+		if _, err := r.tx.exec(queryConsumerRecovered, id); err != nil {
+			return err
+		}
+		if r.recovered == nil {
+			r.recovered = map[string]bool{}
+		}
+		r.recovered[id] = true
+		return nil
 	}
+	delete(r.recovered, id)
 
 	at := millis(res.AttemptedAt)
 	if _, err := r.tx.exec(queryConsumerFailing, at, id); err != nil {

@@ -19,7 +19,7 @@ import (
 // writeQueries are the statements of the write transactions on the delivery path.
 var writeQueries = []string{
 	queryMessageByID, queryMessageByIdempotencyKey, queryEnabledConsumers, queryInsertMessage, queryInsertDelivery,
-	queryDueConsumers, queryPickDeliveries, queryLeaseDelivery,
+	queryDueConsumers, queryPickDeliveries, queryLeaseDeliveries,
 	queryReleaseDelivery, queryFinishDelivery, queryDeliveryExists, queryInsertAttempt,
 	queryConsumerRecovered, queryConsumerFailing, queryConsumerFailingSince, queryDisableConsumer,
 }
