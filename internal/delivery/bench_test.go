@@ -106,8 +106,9 @@ func fillBacklog(b *testing.B, st store.MessageStore, clientID string, n int) {
 const backlogSize = 20_000
 
 // BenchmarkClaim measures ClaimDeliveries on SQLite with a backlog of due deliveries, as
-// the dispatcher calls it: up to DefaultWorkers jobs, DefaultPerConsumer per consumer. The
-// claimed deliveries stay leased, so each claim takes the next ones.
+// the dispatcher calls it with nothing in flight: up to 2 × DefaultWorkers jobs, 2 ×
+// DefaultPerConsumer per consumer (its slots and its queue). The claimed deliveries stay
+// leased, so each claim takes the next ones.
 func BenchmarkClaim(b *testing.B) {
 	for _, consumers := range []int{1, 10} {
 		b.Run(fmt.Sprintf("consumers=%d", consumers), func(b *testing.B) {
@@ -118,8 +119,8 @@ func BenchmarkClaim(b *testing.B) {
 			}
 			fillBacklog(b, st, client.ID, backlogSize)
 
-			req := store.ClaimRequest{Limit: DefaultWorkers, DefaultSlots: DefaultPerConsumer, Lease: time.Hour}
-			want := min(DefaultWorkers, DefaultPerConsumer*consumers)
+			req := store.ClaimRequest{Limit: 2 * DefaultWorkers, DefaultSlots: 2 * DefaultPerConsumer, Lease: time.Hour}
+			want := min(req.Limit, req.DefaultSlots*consumers)
 			claimed := 0
 			for b.Loop() {
 				req.Now = time.Now()
