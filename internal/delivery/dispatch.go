@@ -16,7 +16,7 @@ const claimRetryDelay = time.Second
 // its attempt still has the full timeout within the lease.
 const maxReadyWait = time.Second
 
-// finishedAttempt tells the dispatcher that a worker is done with a job.
+// finishedAttempt is the message a worker sends the dispatcher when it is done with a job.
 type finishedAttempt struct {
 	consumerID string
 	success    bool
@@ -33,8 +33,7 @@ type readyJob struct {
 // Each consumer has PerConsumer slots for attempts in flight, and a queue of claimed jobs
 // that wait for a slot, at most PerConsumer long. The queue lets one claim carry more jobs
 // than there are free slots: a claim costs a write transaction however many jobs it
-// takes, and a consumer that answers quickly would otherwise be claimed for a few jobs at
-// a time. A consumer's queue is refilled when it falls to half its length.
+// takes, and a fast consumer would otherwise be claimed for a few jobs at a time. A consumer's queue is refilled when it falls to half its length.
 //
 // A consumer whose last attempt failed gets no queue: its queued jobs are released when the
 // failure is reported, because the failure may have disabled the consumer, and a failing

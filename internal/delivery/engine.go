@@ -102,7 +102,7 @@ type Engine struct {
 	jobs     chan store.Job
 
 	// recorded counts the successful results committed (or given up on) since the
-	// dispatcher last looked, and recordedSignal tells it to look.
+	// dispatcher last looked. A send on recordedSignal wakes the dispatcher to look.
 	recorded       atomic.Int64
 	recordedSignal chan struct{}
 
@@ -314,8 +314,8 @@ func (e *Engine) commitAttempts(ctx context.Context, results []store.AttemptResu
 	}
 }
 
-// countRecorded tells the dispatcher that the successful results among results no longer
-// hold a place among the Workers. The workers did not wait for them.
+// countRecorded reports to the dispatcher that the successful results among results no
+// longer hold a place among the Workers. The workers did not wait for them.
 func (e *Engine) countRecorded(results []store.AttemptResult) {
 	n := 0
 	for _, r := range results {
