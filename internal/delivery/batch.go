@@ -88,7 +88,7 @@ func (c *committer[T, R]) submit(ctx context.Context, items []T) ([]R, error) {
 
 // enqueue queues items for a commit and returns without waiting for it. It blocks only
 // while the queue is full, which slows the callers down to the pace of the commits. The
-// commit function must then deal with its own failures, since nobody receives them.
+// commit function must then deal with its own failures, since no caller receives them.
 func (c *committer[T, R]) enqueue(items []T) error {
 	req := &commitRequest[T, R]{items: items}
 	select {

@@ -44,8 +44,8 @@ func NewTransport(dial func(ctx context.Context, network, addr string) (net.Conn
 
 // work runs attempts for the jobs the dispatcher hands out, until the jobs channel closes.
 //
-// A successful result goes to the record committer without waiting for the commit, and
-// the consumer's slot is free as soon as the HTTP exchange is over: the delivery stays
+// A successful result goes to the record committer without waiting for the commit. The
+// consumer's slot is free as soon as the HTTP exchange is over, because the delivery stays
 // leased until the result is committed, so no claim can take it again in between. A failed
 // result keeps the slot until it is committed, because it may disable the consumer (a 410
 // Gone, or failures for too long), and the consumer's next attempt must see that.

@@ -19,7 +19,7 @@ import (
 //
 // Only the consumers with a failed attempt among the results are locked and read. A
 // success changes its consumer only by ending a failure streak, which one conditional
-// update does; locking the row for every success would serialize the record commits of
+// update does. Locking the row for every success would serialize the record commits of
 // all servers on a busy consumer.
 func (s *Store) RecordAttempts(ctx context.Context, results []store.AttemptResult) error {
 	return s.write(ctx, "record attempts", func(tx pgx.Tx) error {

@@ -325,9 +325,9 @@ func (r *recorder) record(res store.AttemptResult) error {
 	}
 
 	// The update matches only while this claim's lease holds. Otherwise another claim
-	// owns the delivery, because this lease expired before the result arrived; the
-	// consumer is then left alone too, because a late failure would otherwise set
-	// FailingSince after a newer success, or disable the consumer.
+	// owns the delivery, because this lease expired before the result arrived. The
+	// consumer is then left alone too: a late failure would otherwise set FailingSince
+	// after a newer success, or disable the consumer.
 	owned, err := r.finishDelivery(res, now)
 	if err != nil {
 		return err
