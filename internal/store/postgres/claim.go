@@ -4,7 +4,6 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
-	"errors"
 	"fmt"
 	mathrand "math/rand/v2"
 	"strings"
@@ -207,20 +206,25 @@ RETURNING d.id, d.attempts, `+prefixed("m.", messageColumns), until, token, ids)
 	return jobs, rows.Err()
 }
 
-// NextDue implements store.Store.
+// NextDue implements store.Store. It takes the earliest delivery of each enabled consumer
+// from deliveries_due, one index probe per consumer. A join ordered by next_attempt_at
+// is planned as a scan of every queued delivery and a sort when the table's statistics
+// lag behind a fast-growing queue, which made each call read the whole backlog.
 func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
-	var next time.Time
+	var next *time.Time
 	err := s.pool.QueryRow(ctx, `
-SELECT d.next_attempt_at FROM deliveries d JOIN consumers c ON c.id = d.consumer_id
-WHERE d.next_attempt_at IS NOT NULL AND NOT c.disabled
-ORDER BY d.next_attempt_at LIMIT 1`).Scan(utcTime{&next})
-	if errors.Is(err, pgx.ErrNoRows) {
-		return time.Time{}, false, nil
-	}
+SELECT min((
+	SELECT d.next_attempt_at FROM deliveries d
+	WHERE d.consumer_id = c.id AND d.next_attempt_at IS NOT NULL
+	ORDER BY d.next_attempt_at LIMIT 1))
+FROM consumers c WHERE NOT c.disabled`).Scan(nullUTCTime{&next})
 	if err != nil {
 		return time.Time{}, false, wrap("next due delivery", err)
 	}
-	return next, true, nil
+	if next == nil {
+		return time.Time{}, false, nil
+	}
+	return *next, true, nil
 }
 
 // QueueDepth implements store.Store.

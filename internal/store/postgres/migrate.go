@@ -16,7 +16,7 @@ const migrationLockKey int64 = 0x686f6f6b646d6967
 // migrations are applied in order, and schema_migrations contains the versions that have
 // been applied, version i+1 being migrations[i]. Append new steps, and never edit a step
 // that has been released.
-var migrations = []string{schemaV1}
+var migrations = []string{schemaV1, schemaV2}
 
 // schemaV1 creates the tables of the SQLite backend in PostgreSQL types.
 //
@@ -34,7 +34,6 @@ var migrations = []string{schemaV1}
 // deliveries_due serves ClaimDeliveries, which probes it once per enabled consumer to find
 // the consumers with due work and then reads their due deliveries in order from it. It
 // contains only pending deliveries, so its size follows the backlog, not the history.
-// deliveries_next serves NextDue.
 const schemaV1 = `
 CREATE TABLE clients (
 	id         text PRIMARY KEY,
@@ -125,6 +124,11 @@ CREATE TABLE attempts (
 CREATE INDEX attempts_delivery ON attempts (delivery_id, id);
 CREATE INDEX attempts_time ON attempts (attempted_at);
 `
+
+// schemaV2 drops deliveries_next, an index of every pending delivery by due time. NextDue
+// and QueueDepth read deliveries_due instead, and every claim and record updated the
+// dropped index for nothing.
+const schemaV2 = `DROP INDEX IF EXISTS deliveries_next`
 
 // migrate applies the pending migrations in one transaction that holds the migration
 // advisory lock. A second process that starts at the same time waits for the lock, then

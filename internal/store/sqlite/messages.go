@@ -428,10 +428,14 @@ func (r *recorder) updateConsumer(res store.AttemptResult) error {
 	return err
 }
 
+// queryNextDue takes the earliest delivery of each enabled consumer from deliveries_due,
+// one index probe per consumer, whatever the size of the queue.
 const queryNextDue = `
-SELECT d.next_attempt_at FROM deliveries d JOIN consumers c ON c.id = d.consumer_id
-WHERE d.next_attempt_at IS NOT NULL AND c.disabled = 0
-ORDER BY d.next_attempt_at LIMIT 1`
+SELECT min((
+	SELECT d.next_attempt_at FROM deliveries d
+	WHERE d.consumer_id = c.id AND d.next_attempt_at IS NOT NULL
+	ORDER BY d.next_attempt_at LIMIT 1))
+FROM consumers c WHERE c.disabled = 0`
 
 // NextDue implements store.Store.
 func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
@@ -440,12 +444,11 @@ func (s *Store) NextDue(ctx context.Context) (time.Time, bool, error) {
 		return time.Time{}, false, wrap("next due delivery", err)
 	}
 	var next sql.NullInt64
-	err = st.QueryRowContext(ctx).Scan(&next)
-	if errors.Is(err, sql.ErrNoRows) {
-		return time.Time{}, false, nil
-	}
-	if err != nil {
+	if err := st.QueryRowContext(ctx).Scan(&next); err != nil {
 		return time.Time{}, false, wrap("next due delivery", err)
+	}
+	if !next.Valid {
+		return time.Time{}, false, nil
 	}
 	return fromMillis(next.Int64), true, nil
 }

@@ -65,6 +65,9 @@ ALTER TABLE consumers ADD COLUMN idempotency_key TEXT;
 CREATE INDEX consumers_idempotency ON consumers (client_id, idempotency_key, created_at)
 	WHERE idempotency_key IS NOT NULL;
 `),
+	// deliveries_next indexed every pending delivery by due time. NextDue and QueueDepth
+	// read deliveries_due instead, and every claim and record updated it for nothing.
+	sqlStep(`DROP INDEX deliveries_next;`),
 }
 
 // migrate applies the pending migrations in one write transaction. BEGIN IMMEDIATE makes
