@@ -27,7 +27,7 @@ func newClientStateCommand(verb, short string, suspend bool) *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   verb + " NAME",
 		Short: short,
-		Args:  cobra.ExactArgs(1),
+		Args:  requireArgs("NAME"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := openExistingStore(cmd.Context(), &storeOpts)
 			if err != nil {

@@ -204,8 +204,11 @@ func isBatchObject(data []byte) bool {
 // decodeEventInput decodes one event object, named label in errors.
 func decodeEventInput(raw []byte, label string) (sdk.Event, error) {
 	var in eventInput
+	if !json.Valid(raw) {
+		return sdk.Event{}, fmt.Errorf("%s is not valid JSON: check its quotes, commas and brackets", label)
+	}
 	if err := decodeStrict(raw, &in); err != nil {
-		return sdk.Event{}, fmt.Errorf("%s is not a valid event object with the fields id, eventType, generatedDate and payload: %w", label, err)
+		return sdk.Event{}, fmt.Errorf("%s is not a valid event object, which has eventType and payload and may have id and generatedDate: %w", label, err)
 	}
 
 	event := sdk.Event{EventType: in.EventType, Payload: in.Payload}

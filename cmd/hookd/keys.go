@@ -117,7 +117,7 @@ func newKeysRevokeCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "revoke KEY_ID",
 		Short: "Revoke an API key; requests with it fail with 401 from then on",
-		Args:  cobra.ExactArgs(1),
+		Args:  requireArgs("KEY_ID"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			st, err := openExistingStore(cmd.Context(), &storeOpts)
 			if err != nil {

@@ -44,7 +44,7 @@ Requests whose signature does not verify get 401.`,
 			for _, s := range secrets {
 				secret, err := signature.ParseSecret(s)
 				if err != nil {
-					return fmt.Errorf("invalid --secret: %w", err)
+					return fmt.Errorf("invalid --secret: %w; pass the whsec_... value that GET /webhooks/{webhookId}/secret returns", err)
 				}
 				parsed = append(parsed, secret)
 			}
