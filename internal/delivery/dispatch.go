@@ -93,14 +93,18 @@ func (e *Engine) dispatch(ctx context.Context) {
 				e.claimOutage.succeeded()
 				d.add(jobs)
 				d.handOut()
-				if len(jobs) == limit {
+				switch {
+				case len(jobs) == limit:
 					// There may be more due work: claim again once there is room.
 					claimNow = true
-				} else if w := e.untilNextDue(ctx); w > 0 && w < wait {
-					// Due work that this claim left waits for a busy consumer's queue to
-					// run low. A finished attempt wakes the loop for it, so waiting for it
-					// here would spin.
-					wait = w
+				case len(jobs) == 0:
+					// Nothing is due: sleep until the earliest scheduled delivery.
+					// Otherwise due work that this claim left waits for a busy consumer's
+					// queue to run low, a finished attempt wakes the loop for it, and each
+					// claim finds the retries that have come due meanwhile.
+					if w := e.untilNextDue(ctx); w > 0 && w < wait {
+						wait = w
+					}
 				}
 			}
 		}

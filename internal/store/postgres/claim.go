@@ -124,14 +124,17 @@ func slots(req store.ClaimRequest, consumerID string, remaining int) int {
 	return min(free, remaining)
 }
 
-// dueConsumers returns the enabled consumers that have at least one due delivery.
-// PostgreSQL 15 runs it as one probe of deliveries_due per enabled consumer (EXPLAIN
-// ANALYZE on 1,000 consumers and 2 million deliveries: 9 ms).
+// dueConsumers returns the enabled consumers that have at least one due delivery, with
+// one probe of deliveries_due per enabled consumer. The lateral subquery with LIMIT 1
+// keeps that plan: written as EXISTS, PostgreSQL 15 chose a hash semi-join that read every
+// queued delivery when the statistics said there were few consumers and deliveries.
 func dueConsumers(ctx context.Context, tx pgx.Tx, now time.Time) ([]store.Consumer, error) {
-	rows, err := tx.Query(ctx, "SELECT "+consumerColumns+` FROM consumers c
-WHERE NOT c.disabled AND EXISTS (
+	rows, err := tx.Query(ctx, "SELECT "+prefixed("c.", consumerColumns)+` FROM consumers c
+CROSS JOIN LATERAL (
 	SELECT FROM deliveries d
-	WHERE d.consumer_id = c.id AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= $1)`, now)
+	WHERE d.consumer_id = c.id AND d.next_attempt_at IS NOT NULL AND d.next_attempt_at <= $1
+	LIMIT 1) due
+WHERE NOT c.disabled`, now)
 	if err != nil {
 		return nil, err
 	}
