@@ -156,8 +156,14 @@ func (s *Store) Close() error {
 // write runs fn in one write transaction and commits it.
 func (s *Store) write(ctx context.Context, op string, fn func(tx *sql.Tx) error) error {
 	tx, err := s.writer.BeginTx(ctx, nil)
-	if err != nil {
-		return wrap(op, err)
+	return commit(op, tx, err, fn)
+}
+
+// commit runs fn in tx and commits it, or rolls it back when fn fails. beginErr is the
+// error of starting tx; when it is set, commit only wraps and returns it.
+func commit(op string, tx *sql.Tx, beginErr error, fn func(tx *sql.Tx) error) error {
+	if beginErr != nil {
+		return wrap(op, beginErr)
 	}
 	defer tx.Rollback()
 
@@ -192,18 +198,7 @@ func (s *Store) writeNoSync(ctx context.Context, op string, fn func(tx *sql.Tx) 
 	}()
 
 	tx, err := conn.BeginTx(ctx, nil)
-	if err != nil {
-		return wrap(op, err)
-	}
-	defer tx.Rollback()
-
-	if err := fn(tx); err != nil {
-		return wrap(op, err)
-	}
-	if err := tx.Commit(); err != nil {
-		return wrap(op, err)
-	}
-	return nil
+	return commit(op, tx, err, fn)
 }
 
 // wrap adds the operation to err, and marks the SQLite failures that mean "try again
