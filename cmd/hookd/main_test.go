@@ -441,6 +441,24 @@ func TestBadFlags(t *testing.T) {
 	}
 }
 
+func TestAddrWithoutPort(t *testing.T) {
+	t.Parallel()
+	ctx := testContext(t)
+
+	for _, args := range [][]string{
+		{"serve", "--data", t.TempDir(), "--addr", "9001"},
+		{"receive", "--secret", "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "--addr", "9001"},
+	} {
+		_, stderr, code := runHookd(ctx, t, hookdEnv(), args...)
+		if code == 0 {
+			t.Errorf("%s --addr 9001 exited with 0, want an error", args[0])
+		}
+		if want := `invalid --addr "9001": use HOST:PORT`; !strings.Contains(stderr, want) {
+			t.Errorf("%s --addr 9001 stderr = %q, want it to contain %q", args[0], stderr, want)
+		}
+	}
+}
+
 func TestServeAddrInUse(t *testing.T) {
 	t.Parallel()
 	ctx := testContext(t)

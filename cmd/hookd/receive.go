@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"strings"
 	"sync"
@@ -62,9 +61,9 @@ Requests whose signature does not verify get 401.`,
 }
 
 func runReceive(ctx context.Context, out io.Writer, addr string, verifier *signature.Verifier, status int) error {
-	ln, err := net.Listen("tcp", addr)
+	ln, err := listen(addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", addr, err)
+		return err
 	}
 
 	var mu sync.Mutex // keeps the lines of one request together

@@ -194,9 +194,9 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, opts serveOptions) 
 	m := metrics.New(st.QueueDepth, logger)
 	engine, guard := newEngine(opts.delivery, allowed, schedule, st, logger, m)
 
-	ln, err := net.Listen("tcp", opts.addr)
+	ln, err := listen(opts.addr)
 	if err != nil {
-		return fmt.Errorf("listen on %s: %w", opts.addr, err)
+		return err
 	}
 	baseURL := "http://" + ln.Addr().String()
 
@@ -321,4 +321,17 @@ func envFloat(name string, fallback float64) float64 {
 		return fallback
 	}
 	return v
+}
+
+// listen opens the TCP listener of --addr. An address without a port, such as 9001 or
+// localhost, gets an error that shows the HOST:PORT form.
+func listen(addr string) (net.Listener, error) {
+	if _, _, err := net.SplitHostPort(addr); err != nil {
+		return nil, fmt.Errorf("invalid --addr %q: use HOST:PORT, such as 127.0.0.1:9001, or :9001 for every interface", addr)
+	}
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("listen on %s: %w", addr, err)
+	}
+	return ln, nil
 }
