@@ -23,7 +23,7 @@ var errCommitterStopped = errors.New("hookd is shutting down: the write was not 
 
 type commitRequest[T, R any] struct {
 	items []T
-	done  chan commitResponse[R] // nil when no caller waits for the result
+	done  chan commitResponse[R] // nil when no caller waits
 }
 
 type commitResponse[R any] struct {

@@ -33,7 +33,8 @@ type readyJob struct {
 // Each consumer has PerConsumer slots for attempts in flight, and a queue of claimed jobs
 // that wait for a slot, at most PerConsumer long. The queue lets one claim carry more jobs
 // than there are free slots: a claim costs a write transaction however many jobs it
-// takes, and a fast consumer would otherwise be claimed for a few jobs at a time. A consumer's queue is refilled when it falls to half its length.
+// takes, and a fast consumer would otherwise be claimed for a few jobs at a time. A
+// consumer's queue is refilled when it falls to half its length.
 //
 // A consumer whose last attempt failed gets no queue: its queued jobs are released when the
 // failure is reported, because the failure may have disabled the consumer, and a failing
@@ -57,7 +58,12 @@ type dispatcher struct {
 // workers, keeping each consumer within PerConsumer attempts in flight, so that a slow
 // consumer cannot hold up the others.
 func (e *Engine) dispatch(ctx context.Context) {
-	d := &dispatcher{e: e, inFlight: map[string]int{}, ready: map[string][]readyJob{}, failing: map[string]bool{}}
+	d := &dispatcher{
+		e:        e,
+		inFlight: map[string]int{},
+		ready:    map[string][]readyJob{},
+		failing:  map[string]bool{},
+	}
 	defer d.releaseReady()
 
 	timer := time.NewTimer(0)
