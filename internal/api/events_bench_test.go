@@ -53,3 +53,28 @@ func BenchmarkDecodeEvent(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkDecodeBatch measures the work of POST /events/batch before the store for 100
+// events of 1 KiB, as hookd bench sends them.
+func BenchmarkDecodeBatch(b *testing.B) {
+	event := benchEvent(b, 1024)
+	events := make([]json.RawMessage, 100)
+	for i := range events {
+		events[i] = event
+	}
+	body, err := json.Marshal(map[string]any{"events": events})
+	if err != nil {
+		b.Fatal(err)
+	}
+	now := time.Now()
+	b.SetBytes(int64(len(body)))
+	for b.Loop() {
+		msgs, apiErr := decodeBatch(body, now)
+		if apiErr != nil {
+			b.Fatal(apiErr)
+		}
+		if len(msgs) != len(events) {
+			b.Fatalf("%d messages, want %d", len(msgs), len(events))
+		}
+	}
+}

@@ -1540,3 +1540,45 @@ func TestOpenAPISchemaFields(t *testing.T) {
 type eventBatchResult struct {
 	Results []json.RawMessage `json:"results"`
 }
+
+// A batch body small enough for decodeBatch's one-pass decode gives the same messages and
+// the same errors as the exact path, which the same body takes when padded with trailing
+// white space past MaxEventBytes.
+func TestDecodeBatchPathsAgree(t *testing.T) {
+	now := time.Date(2026, 12, 5, 1, 2, 3, 0, time.UTC)
+	bodies := map[string]string{
+		"valid":            `{"events": [{"id": "a", "eventType": "t", "payload": {"x": 1}}, {"id": "b", "eventType": "t", "generatedDate": "2026-01-02T03:04:05Z", "payload": {"referenceCompany": {"tags": {"region": "eu"}}}}]}`,
+		"white space":      `{"events": [{"id": "a", "eventType": "t", "payload": { "x" : [1, 2] } }]}`,
+		"unknown fields":   `{"events": [{"id": "a", "eventType": "t", "payload": {}, "extra": true}], "more": 1}`,
+		"missing fields":   `{"events": [{"id": "a"}, {"eventType": ""}]}`,
+		"null event":       `{"events": [null, {"id": "a", "eventType": "t", "payload": {}}]}`,
+		"wrong types":      `{"events": [{"id": "a", "eventType": 5, "payload": {}}, 7]}`,
+		"payload array":    `{"events": [{"id": "a", "eventType": "t", "payload": [1]}]}`,
+		"bad date":         `{"events": [{"id": "a", "eventType": "t", "generatedDate": "yesterday", "payload": {}}]}`,
+		"no events":        `{"other": []}`,
+		"empty events":     `{"events": []}`,
+		"not an object":    `[1, 2]`,
+		"invalid JSON":     `{"events": [`,
+		"trailing garbage": `{"events": [{"id": "a", "eventType": "t", "payload": {}}]} x`,
+	}
+	for name, body := range bodies {
+		t.Run(name, func(t *testing.T) {
+			padded := body + strings.Repeat(" ", MaxEventBytes)
+			fast, fastErr := decodeBatch([]byte(body), now)
+			slow, slowErr := decodeBatch([]byte(padded), now)
+
+			if (fastErr == nil) != (slowErr == nil) {
+				t.Fatalf("errors differ: one-pass %v, exact %v", fastErr, slowErr)
+			}
+			if fastErr != nil {
+				if !reflect.DeepEqual(fastErr.validation, slowErr.validation) {
+					t.Errorf("validation differs:\none-pass %+v\nexact    %+v", fastErr.validation, slowErr.validation)
+				}
+				return
+			}
+			if !reflect.DeepEqual(fast, slow) {
+				t.Errorf("messages differ:\none-pass %+v\nexact    %+v", fast, slow)
+			}
+		})
+	}
+}
