@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -71,7 +72,7 @@ func (e *Engine) work() {
 func (e *Engine) attempt(job store.Job) store.AttemptResult {
 	start := time.Now()
 	attemptNumber := job.FailedAttempts + 1
-	log := e.logger.With("message_id", job.Message.ID, "consumer_id", job.Consumer.ID, "attempt", attemptNumber)
+	log := attemptLogger{e.logger, job, attemptNumber}
 
 	status, respHeader, body, err := e.send(job, start)
 	result := store.AttemptResult{
@@ -141,6 +142,28 @@ func (e *Engine) attempt(job store.Job) store.AttemptResult {
 	e.cfg.Metrics.Attempt(outcome, status, result.Duration, 0)
 	return result
 }
+
+// attemptLogger logs lines about one attempt with its message, consumer and attempt
+// number. Unlike slog.Logger.With, which formats those attributes at once, it adds them
+// only to lines that are written: most attempts log nothing at the default level.
+type attemptLogger struct {
+	logger  *slog.Logger
+	job     store.Job
+	attempt int
+}
+
+func (l attemptLogger) log(level slog.Level, msg string, args ...any) {
+	ctx := context.Background()
+	if !l.logger.Enabled(ctx, level) {
+		return
+	}
+	args = append([]any{"message_id", l.job.Message.ID, "consumer_id", l.job.Consumer.ID, "attempt", l.attempt}, args...)
+	l.logger.Log(ctx, level, msg, args...)
+}
+
+func (l attemptLogger) Debug(msg string, args ...any) { l.log(slog.LevelDebug, msg, args...) }
+func (l attemptLogger) Info(msg string, args ...any)  { l.log(slog.LevelInfo, msg, args...) }
+func (l attemptLogger) Warn(msg string, args ...any)  { l.log(slog.LevelWarn, msg, args...) }
 
 // send makes the HTTP request of one attempt. It returns the response's status, headers
 // and at most MaxResponseBytes of its body, or an error when no response arrived.
