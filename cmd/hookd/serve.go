@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"os/signal"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"syscall"
@@ -29,6 +30,13 @@ import (
 const (
 	defaultAddr            = "127.0.0.1:8080"
 	defaultShutdownTimeout = 30 * time.Second
+
+	// defaultGCPercent is the garbage collector's target (GOGC) unless the environment
+	// sets GOGC. hookd's live heap is small, some tens of MiB, so with Go's default of
+	// 100 the collector runs often under load. With 200, hookd bench measured 15–25%
+	// more deliveries/s in the steady scenario (peak RSS 59 MiB instead of 48 MiB) and a
+	// 1,000,000-message backlog drained 16% faster (peak RSS 70 MiB instead of 63 MiB).
+	defaultGCPercent = 200
 )
 
 type serveOptions struct {
@@ -167,6 +175,9 @@ func runServe(ctx context.Context, stdout, stderr io.Writer, opts serveOptions) 
 	logger, err := newLogger(stderr, opts.logFormat, opts.logLevel)
 	if err != nil {
 		return err
+	}
+	if os.Getenv("GOGC") == "" {
+		debug.SetGCPercent(defaultGCPercent)
 	}
 	if opts.rateLimit < 0 {
 		return fmt.Errorf("invalid --rate-limit %v: use a positive number of requests per second, or 0 to disable rate limiting", opts.rateLimit)
