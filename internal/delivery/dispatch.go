@@ -173,18 +173,26 @@ func (d *dispatcher) room() int {
 // queued, or whose last attempt failed. A consumer not in the map may take 2 × PerConsumer.
 func (d *dispatcher) slots() map[string]int {
 	slots := make(map[string]int, len(d.inFlight)+len(d.ready)+len(d.failing))
+	for id := range d.inFlight {
+		slots[id] = d.free(id)
+	}
+	for id := range d.ready {
+		slots[id] = d.free(id)
+	}
 	for id := range d.failing {
-		slots[id] = max(d.e.cfg.PerConsumer-d.inFlight[id], 0)
-	}
-	for id, n := range d.inFlight {
-		if !d.failing[id] {
-			slots[id] = max(2*d.e.cfg.PerConsumer-n-len(d.ready[id]), 0)
-		}
-	}
-	for id, jobs := range d.ready {
-		slots[id] = max(2*d.e.cfg.PerConsumer-d.inFlight[id]-len(jobs), 0)
+		slots[id] = d.free(id)
 	}
 	return slots
+}
+
+// free returns how many more jobs the consumer may have in flight and queued: 2 ×
+// PerConsumer, or PerConsumer while its last attempt failed, since it then gets no queue.
+func (d *dispatcher) free(id string) int {
+	limit := 2 * d.e.cfg.PerConsumer
+	if d.failing[id] {
+		limit = d.e.cfg.PerConsumer
+	}
+	return max(limit-d.inFlight[id]-len(d.ready[id]), 0)
 }
 
 // add queues claimed jobs.
