@@ -51,27 +51,27 @@ func TestEngineReleasesStaleQueuedJobs(t *testing.T) {
 	}
 }
 
-// refusingStore makes RecordAttempts fail for batches of more than one result with an
+// rejectingStore makes RecordAttempts fail for batches of more than one result with an
 // error that is not store.ErrUnavailable, as a constraint violation would.
-type refusingStore struct {
+type rejectingStore struct {
 	store.MessageStore
-	refused atomic.Int64
+	rejected atomic.Int64
 }
 
-func (s *refusingStore) RecordAttempts(ctx context.Context, results []store.AttemptResult) error {
+func (s *rejectingStore) RecordAttempts(ctx context.Context, results []store.AttemptResult) error {
 	if len(results) > 1 {
-		s.refused.Add(1)
-		return errors.New("record attempts: refused for the test")
+		s.rejected.Add(1)
+		return errors.New("record attempts: rejected for the test")
 	}
 	return s.MessageStore.RecordAttempts(ctx, results)
 }
 
-// When the store refuses a group commit of results for a reason other than being
+// When the store rejects a group commit of results for a reason other than being
 // unavailable, the committer records the results one by one, so none is lost.
-func TestEngineRecordsEachAfterRefusedBatch(t *testing.T) {
+func TestEngineRecordsEachAfterRejectedBatch(t *testing.T) {
 	t.Parallel()
 	sqliteStore := openStore(t)
-	st := &refusingStore{MessageStore: sqliteStore}
+	st := &rejectingStore{MessageStore: sqliteStore}
 	client := newClient(t, sqliteStore, "acme")
 	rcv := newReceiver(t, nil)
 	consumer := addConsumer(t, sqliteStore, client.ID, consumerSpec{url: rcv.url, eventTypes: []string{"e"}})
@@ -86,7 +86,7 @@ func TestEngineRecordsEachAfterRefusedBatch(t *testing.T) {
 	for _, m := range msgs {
 		waitFinished(t, sqliteStore, client.ID, m.ID, consumer.ID, store.StatusSuccess)
 	}
-	if st.refused.Load() == 0 {
+	if st.rejected.Load() == 0 {
 		t.Error("no group commit had more than one result, so the per-result fallback did not run")
 	}
 	rcv.expectQuiet(t)

@@ -283,7 +283,7 @@ func (e *Engine) commitPublish(ctx context.Context, msgs []store.NewMessage) ([]
 // deals with failures itself: an attempt that was made must be logged, and its delivery
 // must not stay leased until the lease expires. While the store is unavailable it retries
 // every recordRetryDelay, holding the results; the queue in front of it fills and slows the
-// workers down. A result that the store refuses for another reason is logged and dropped,
+// workers down. A result that the store rejects for another reason is logged and dropped,
 // without holding up the others. Once the engine is stopping it tries only once more; the
 // deliveries of results it could not record go out again when their leases expire.
 func (e *Engine) commitAttempts(ctx context.Context, results []store.AttemptResult) ([]struct{}, error) {
@@ -334,7 +334,7 @@ func (e *Engine) countRecorded(results []store.AttemptResult) {
 }
 
 // recordEach records results one at a time, after a commit of all of them failed for a
-// reason other than an unavailable store, so that one result the store refuses does not
+// reason other than an unavailable store, so that one result the store rejects does not
 // lose the others.
 func (e *Engine) recordEach(ctx context.Context, results []store.AttemptResult) {
 	for i := range results {

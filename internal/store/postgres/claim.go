@@ -127,7 +127,7 @@ func slots(req store.ClaimRequest, consumerID string, remaining int) int {
 // dueConsumers returns the enabled consumers that have at least one due delivery, with
 // one probe of deliveries_due per enabled consumer. The lateral subquery with LIMIT 1
 // keeps that plan: written as EXISTS, PostgreSQL 15 chose a hash semi-join that read every
-// queued delivery when the statistics said there were few consumers and deliveries.
+// queued delivery when the statistics estimated few consumers and deliveries.
 func dueConsumers(ctx context.Context, tx pgx.Tx, now time.Time) ([]store.Consumer, error) {
 	rows, err := tx.Query(ctx, "SELECT "+prefixed("c.", consumerColumns)+` FROM consumers c
 CROSS JOIN LATERAL (

@@ -81,9 +81,11 @@ func (p *publisher) publish(m store.NewMessage) (store.PublishResult, error) {
 	if err != nil {
 		return store.PublishResult{}, fmt.Errorf("insert message: %w", err)
 	}
-	if n, err := res.RowsAffected(); err != nil {
+	inserted, err := res.RowsAffected()
+	if err != nil {
 		return store.PublishResult{}, err
-	} else if n == 0 {
+	}
+	if inserted == 0 {
 		existing, ok, err := p.existing(m)
 		if err == nil && !ok {
 			err = fmt.Errorf("insert message: no row was inserted, and none has the id %q", m.ID)
@@ -247,10 +249,12 @@ func (s *Store) ClaimDeliveries(ctx context.Context, req store.ClaimRequest) ([]
 		if err != nil {
 			return err
 		}
-		if n, err := res.RowsAffected(); err != nil {
+		leased, err := res.RowsAffected()
+		if err != nil {
 			return err
-		} else if n != int64(len(jobs)) {
-			return fmt.Errorf("lease deliveries: %d of %d picked deliveries were updated", n, len(jobs))
+		}
+		if leased != int64(len(jobs)) {
+			return fmt.Errorf("lease deliveries: %d of %d picked deliveries were updated", leased, len(jobs))
 		}
 		return nil
 	})
@@ -339,10 +343,12 @@ func (r *recorder) record(res store.AttemptResult) error {
 		if err != nil {
 			return err
 		}
-		var one int
-		if err := row.Scan(&one); errors.Is(err, sql.ErrNoRows) {
+		var exists int
+		err = row.Scan(&exists)
+		if errors.Is(err, sql.ErrNoRows) {
 			return nil
-		} else if err != nil {
+		}
+		if err != nil {
 			return err
 		}
 	}
